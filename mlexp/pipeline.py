@@ -1,0 +1,151 @@
+"""Assemble the leakage-free pipeline: column transforms, whole-matrix steps, sampler, model.
+
+Everything that learns from data (encoders, scalers, PCA, samplers, the model) sits in one
+imblearn Pipeline that is cloned and fitted per fold, so validation and test rows never
+inform a fitted statistic, and samplers run on fit only.
+"""
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from mlexp.data import ROLES, ColumnRoles
+from mlexp.errors import MlexpError
+
+__all__ = ["build_pipeline", "feature_specs"]
+
+log = logging.getLogger(__name__)
+
+WHOLE_MATRIX = "all"
+
+
+def feature_specs(features_cfg: Optional[DictConfig]) -> List[Tuple[str, Any, Any]]:
+    """(name, columns, transformer config) for each selected `features` option, in order."""
+    specs = []
+    for name, spec in (features_cfg or {}).items():
+        if spec is None:
+            continue
+        if "transformer" not in spec or "columns" not in spec:
+            raise MlexpError(
+                f"features option {name!r} needs `columns` (a role, 'all' or a list of names) and "
+                f"`transformer` (with _target_); it has {list(spec.keys())}."
+            )
+        columns = spec.columns
+        if not isinstance(columns, str):
+            columns = list(columns)
+        elif columns not in (*ROLES, WHOLE_MATRIX):
+            raise MlexpError(
+                f"features.{name}.columns={columns!r}: use one of {', '.join((*ROLES, WHOLE_MATRIX))} "
+                "or a list of column names."
+            )
+        specs.append((name, columns, spec.transformer))
+    return specs
+
+
+def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: str, model: Any):
+    """The imblearn Pipeline for one experiment (unfitted; clone it per fold)."""
+    from imblearn.pipeline import Pipeline
+    from sklearn.compose import ColumnTransformer
+
+    specs = feature_specs(cfg.get("features"))
+    by_role: Dict[str, List[Tuple[str, Any]]] = {role: [] for role in ROLES}
+    subsets: List[Tuple[str, List[str], Any]] = []
+    whole: List[Tuple[str, Any]] = []
+    for name, columns, transformer_cfg in specs:
+        transformer = _instantiate(transformer_cfg, f"features.{name}.transformer")
+        if columns == WHOLE_MATRIX:
+            whole.append((name, transformer))
+        elif isinstance(columns, list):
+            unknown = [c for c in columns if c not in X.columns]
+            if unknown:
+                raise MlexpError(
+                    f"features.{name}.columns names unknown columns {unknown}; columns are: {', '.join(X.columns)}."
+                )
+            subsets.append((name, columns, transformer))
+        else:
+            by_role[columns].append((name, transformer))
+
+    branches = []
+    in_subset = {c for _, cols, _ in subsets for c in cols}
+    numeric_rest = [c for c in roles.numeric if c not in in_subset]
+    if numeric_rest:
+        branches.append(("numeric", _chain(by_role["numeric"]), numeric_rest))
+    for name, columns, transformer in subsets:
+        # A subset sees the numeric steps listed before it, then its own transformer.
+        position = [n for n, *_ in specs].index(name)
+        before = [(n, t) for n, t in by_role["numeric"] if [s[0] for s in specs].index(n) < position]
+        from sklearn.base import clone
+
+        branches.append((name, _chain([(n, clone(t)) for n, t in before] + [(name, transformer)]), columns))
+    if roles.categorical:
+        _check_encodable(cfg, roles, X)
+        encoder = _instantiate(cfg.encoder, "encoder")
+        branches.append(("categorical", _chain([("encoder", encoder), *by_role["categorical"]]), roles.categorical))
+    for role in ("text", "datetime"):
+        columns = getattr(roles, role)
+        if not columns:
+            continue
+        if not by_role[role]:
+            log.warning("%s columns %s are left out: no `features` option handles %s columns", role, columns, role)
+            continue
+        if role == "text":  # text vectorizers take one column (1-D) at a time
+            from sklearn.base import clone
+
+            for column in columns:
+                branches.append((f"text_{column}", _chain([(n, clone(t)) for n, t in by_role["text"]]), column))
+        else:
+            branches.append((role, _chain(by_role[role]), columns))
+    if not branches:
+        raise MlexpError("no feature columns are left to learn from; check data.roles and the features options.")
+
+    steps: List[Tuple[str, Any]] = [("columns", ColumnTransformer(branches, remainder="drop"))]
+    steps += whole
+    sampler = _build_sampler(cfg.sampler, task)
+    if sampler is not None:
+        steps.append(("sampler", sampler))
+    steps.append(("model", model))
+    return Pipeline(steps)
+
+
+def _chain(steps: List[Tuple[str, Any]]) -> Any:
+    from sklearn.pipeline import Pipeline
+
+    if not steps:
+        return "passthrough"
+    return steps[0][1] if len(steps) == 1 else Pipeline(steps)
+
+
+def _build_sampler(sampler_cfg: DictConfig, task: str) -> Any:
+    if not sampler_cfg.get("_target_"):
+        return None
+    if task != "classification":
+        raise MlexpError(
+            f"sampler {sampler_cfg._target_} balances classes, but the task is {task}. Use sampler=none for regression."
+        )
+    return _instantiate(sampler_cfg, "sampler")
+
+
+def _check_encodable(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame) -> None:
+    if cfg.encoder.get("_target_") != "sklearn.preprocessing.FunctionTransformer":
+        return
+    strings = [c for c in roles.categorical if not pd.api.types.is_numeric_dtype(X[c])]
+    if strings:
+        raise MlexpError(
+            f"encoder=none passes categorical columns through unchanged, but {', '.join(strings)} hold "
+            "strings a model cannot take. Use encoder=onehot, encoder=label or encoder=target, or drop "
+            "the columns (data.roles.drop=[...])."
+        )
+
+
+def _instantiate(node: DictConfig, where: str) -> Any:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    target = node.get("_target_")
+    log.info("%s: %s", where, target)
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        raise MlexpError(f"{where} ({target}) could not be built: {err.__cause__ or err}") from err

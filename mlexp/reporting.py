@@ -1,0 +1,30 @@
+"""The Reporter: where per-fold (and, for neural models, per-epoch) progress goes."""
+
+import logging
+from typing import Dict, Optional
+
+__all__ = ["Reporter"]
+
+log = logging.getLogger("mlexp")
+
+
+class Reporter:
+    """Receives intermediate objective values; logs them by default.
+
+    Tuning replaces it with one that forwards to an Optuna trial and can ask for the
+    trial to be pruned (`should_prune`). Steps count folds for scikit-learn models and
+    epochs for PyTorch models.
+    """
+
+    def __init__(self, metric: str, direction: str):
+        self.metric = metric
+        self.direction = direction
+        self.history: Dict[int, float] = {}
+
+    def report(self, step: int, value: float, scores: Optional[Dict[str, Optional[float]]] = None) -> None:
+        self.history[step] = value
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in (scores or {}).items() if v is not None)
+        log.info("step %d: %s=%.4f%s", step, self.metric, value, f" ({shown})" if shown else "")
+
+    def should_prune(self) -> bool:
+        return False

@@ -1,0 +1,78 @@
+"""Structured config schema, registered in Hydra's ConfigStore: types and keys checked at composition."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class RolesConf:
+    """Column roles; any left as null are inferred from the data."""
+
+    numeric: Optional[List[str]] = None
+    categorical: Optional[List[str]] = None
+    text: Optional[List[str]] = None
+    datetime: Optional[List[str]] = None
+    facet: Optional[str] = None
+    drop: List[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConf:
+    name: str = MISSING
+    loader: Any = MISSING
+    target: str = MISSING
+    task: str = "auto"
+    path: Optional[str] = None
+    dropna: bool = False
+    roles: RolesConf = field(default_factory=RolesConf)
+
+
+@dataclass
+class ObjectiveConf:
+    metric: str = "auto"
+    direction: str = "auto"
+
+
+@dataclass
+class InstanceConf:
+    name: str = MISSING
+    family: str = MISSING
+    vcpus: Optional[int] = None
+    memory_gib: Optional[float] = None
+    gpus: int = 0
+    accelerator: Optional[str] = None
+    purpose: str = "general"
+    price_per_hour: float = 0.0
+    allow_cpu_fallback: bool = False
+
+
+@dataclass
+class ModeConf:
+    name: str = MISSING
+    run_dir: Optional[str] = None
+    input: Optional[str] = None
+    output: Optional[str] = None
+
+
+@dataclass
+class MlexpConfig:
+    mode: ModeConf = MISSING
+    data: DataConf = MISSING
+    encoder: Any = MISSING
+    features: Dict[str, Any] = field(default_factory=dict)
+    sampler: Any = MISSING
+    splitter: Any = MISSING
+    model: Any = MISSING
+    instance: InstanceConf = MISSING
+    seed: int = 42
+    task: str = "auto"
+    test_size: float = 0.1
+    objective: ObjectiveConf = field(default_factory=ObjectiveConf)
+    save_model: bool = True
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="mlexp_schema", node=MlexpConfig)
