@@ -37,6 +37,7 @@ class Dataset:
     task: str
     roles: ColumnRoles
     class_names: Optional[List[Any]] = None  # classification: label of each encoded class 0..k-1
+    fixed_test: Optional[np.ndarray] = None  # boolean mask of a data set's own test rows (data.split_column)
 
 
 def load_dataset(data_cfg: DictConfig, task: str = "auto") -> Dataset:
@@ -66,6 +67,13 @@ def load_dataset(data_cfg: DictConfig, task: str = "auto") -> Dataset:
     if len(frame) < 10:
         raise MlexpError(f"data '{data_cfg.name}' has {len(frame)} usable rows; at least 10 are needed.")
 
+    fixed_test = None
+    if data_cfg.get("split_column"):
+        column = data_cfg.split_column
+        if column not in frame.columns:
+            raise MlexpError(f"data.split_column {column!r} is not a column; columns found: {', '.join(frame.columns)}.")
+        fixed_test = (frame[column].astype(str) == "test").to_numpy()
+        frame = frame.drop(columns=[column])
     y = frame[target]
     X = frame.drop(columns=[target])
     settled_task = task if task != "auto" else data_cfg.task
@@ -92,7 +100,8 @@ def load_dataset(data_cfg: DictConfig, task: str = "auto") -> Dataset:
     for column in roles.datetime:
         if not pd.api.types.is_datetime64_any_dtype(X[column]):
             X[column] = pd.to_datetime(X[column], errors="coerce")
-    return Dataset(name=data_cfg.name, features=X, target=y, task=settled_task, roles=roles, class_names=class_names)
+    return Dataset(name=data_cfg.name, features=X, target=y, task=settled_task, roles=roles,
+                   class_names=class_names, fixed_test=fixed_test)
 
 
 def _load_frame(data_cfg: DictConfig) -> pd.DataFrame:

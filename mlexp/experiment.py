@@ -34,6 +34,7 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
     Writes metrics.json, lineage.json and model.skops (+ model.json) to ``run_dir``
     (Hydra's run directory by default) and returns the objective with everything written.
     """
+    import numpy as np
     from threadpoolctl import threadpool_limits
 
     from mlexp import lineage as lin
@@ -42,9 +43,9 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
     from mlexp.evaluation import cross_validate, fit_and_test
     from mlexp.instance import estimated_cost, resolve_resources
     from mlexp.metrics import resolve_objective
-    from mlexp.models import build_model
+    from mlexp.models import build_estimator
     from mlexp.pipeline import build_pipeline
-    from mlexp.reporting import Reporter
+    from mlexp.reporting import reporter_for
     from mlexp.splitting import split_test
     from mlexp.summary import print_summary
 
@@ -74,15 +75,18 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
         lineage["data"] = {"name": dataset.name, "task": task, "roles": dataset.roles.as_dict(),
                            "classes": dataset.class_names, **lin.data_fingerprint(dataset.features, dataset.target)}
         metric, direction = resolve_objective(cfg.objective.metric, cfg.objective.direction, task)
-        reporter = reporter or Reporter(metric, direction)
+        reporter = reporter or reporter_for(cfg, metric, direction)
         n_classes = len(dataset.class_names) if dataset.class_names else None
 
-        dev, test = split_test(dataset.target.to_numpy(), task, cfg.test_size, cfg.seed)
+        if dataset.fixed_test is not None:  # the data set's own test split (data.split_column)
+            dev, test = np.flatnonzero(~dataset.fixed_test), np.flatnonzero(dataset.fixed_test)
+        else:
+            dev, test = split_test(dataset.target.to_numpy(), task, cfg.test_size, cfg.seed)
         X_dev, y_dev = dataset.features.iloc[dev], dataset.target.iloc[dev]
         X_test, y_test = dataset.features.iloc[test], dataset.target.iloc[test]
         splitter = _build_splitter(cfg.splitter, task)
         context = {"seed": cfg.seed, "device": resources.device, "reporter": reporter, "cfg": cfg}
-        model = build_model(cfg.model, task, n_jobs=resources.n_jobs, context=context)
+        model = build_estimator(cfg, task, n_jobs=resources.n_jobs, context=context)
         pipeline = build_pipeline(cfg, dataset.roles, dataset.features, task, model)
         log.info("rows: %d development, %d test; %s, %s", len(dev), len(test), type(splitter).__name__, task)
 

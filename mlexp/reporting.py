@@ -1,9 +1,9 @@
 """The Reporter: where per-fold (and, for neural models, per-epoch) progress goes."""
 
 import logging
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
-__all__ = ["Reporter"]
+__all__ = ["Reporter", "reporter_for"]
 
 log = logging.getLogger("mlexp")
 
@@ -20,11 +20,26 @@ class Reporter:
         self.metric = metric
         self.direction = direction
         self.history: Dict[int, float] = {}
+        self.epochs: List[Dict[str, float]] = []
 
     def report(self, step: int, value: float, scores: Optional[Dict[str, Optional[float]]] = None) -> None:
         self.history[step] = value
         shown = ", ".join(f"{k}={v:.4f}" for k, v in (scores or {}).items() if v is not None)
         log.info("step %d: %s=%.4f%s", step, self.metric, value, f" ({shown})" if shown else "")
 
+    def report_epoch(self, fold: int, epoch: int, values: Dict[str, float]) -> None:
+        """Per-epoch values of a PyTorch model (train_loss, valid_loss, the objective metric)."""
+        self.epochs.append({"fold": fold, "epoch": epoch, **values})
+        log.debug("fold %d epoch %d: %s", fold, epoch, values)
+
     def should_prune(self) -> bool:
         return False
+
+
+def reporter_for(cfg: Any, metric: str, direction: str) -> Reporter:
+    """The plain Reporter, or, when the tuner set `trial`, one bound to that Optuna trial."""
+    if cfg.get("trial"):
+        from mlexp.tuning import trial_reporter
+
+        return trial_reporter(cfg, metric, direction)
+    return Reporter(metric, direction)

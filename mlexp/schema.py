@@ -27,6 +27,8 @@ class DataConf:
     task: str = "auto"
     path: Optional[str] = None
     dropna: bool = False
+    # A column whose value 'test' marks a fixed test split (dropped before learning).
+    split_column: Optional[str] = None
     roles: RolesConf = field(default_factory=RolesConf)
 
 
@@ -66,12 +68,16 @@ class MlexpConfig:
     sampler: Any = MISSING
     splitter: Any = MISSING
     model: Any = MISSING
+    optimizer: Any = None
+    ensemble: Any = None
     instance: InstanceConf = MISSING
     seed: int = 42
     task: str = "auto"
     test_size: float = 0.1
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     save_model: bool = True
+    # Set by the tuner for each job: which Optuna trial this run is (storage, study, number).
+    trial: Optional[Dict[str, Any]] = None
 
 
 def register() -> None:
