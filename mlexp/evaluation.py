@@ -10,7 +10,7 @@ import pandas as pd
 
 from mlexp.errors import MlexpError
 from mlexp.metrics import score
-from mlexp.reporting import Reporter
+from mlexp.reporting import Reporter, reporting_fold
 
 __all__ = ["CVResult", "cross_validate", "fit_and_test", "check_fit_preconditions"]
 
@@ -49,7 +49,8 @@ def cross_validate(
         check_fit_preconditions(pipeline, X.iloc[train], y_array[train], where=f"fold {fold}")
         model = clone(pipeline)
         start = time.perf_counter()
-        _fit(model, X.iloc[train], y_array[train])
+        with reporting_fold(reporter, fold):
+            _fit(model, X.iloc[train], y_array[train])
         result.fit_seconds.append(time.perf_counter() - start)
         scores = score(model, X.iloc[validation], y_array[validation], task, n_classes)
         result.folds.append(scores)

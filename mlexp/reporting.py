@@ -1,9 +1,10 @@
 """The Reporter: where per-fold (and, for neural models, per-epoch) progress goes."""
 
 import logging
-from typing import Any, Dict, List, Optional
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional
 
-__all__ = ["Reporter", "reporter_for"]
+__all__ = ["Reporter", "reporter_for", "active_reporter", "reporting_fold"]
 
 log = logging.getLogger("mlexp")
 
@@ -43,3 +44,26 @@ def reporter_for(cfg: Any, metric: str, direction: str) -> Reporter:
 
         return trial_reporter(cfg, metric, direction)
     return Reporter(metric, direction)
+
+
+# The reporter of the fit in progress. Estimators reach it through active_reporter() rather
+# than holding it as a parameter, because scikit-learn's clone() deep-copies parameters.
+_active: Optional[Reporter] = None
+_active_fold: Optional[int] = None
+
+
+@contextmanager
+def reporting_fold(reporter: Reporter, fold: Optional[int]) -> Iterator[None]:
+    """Make ``reporter`` the active one while fold ``fold`` is fitted (None: the final fit)."""
+    global _active, _active_fold
+    previous = (_active, _active_fold)
+    _active, _active_fold = reporter, fold
+    try:
+        yield
+    finally:
+        _active, _active_fold = previous
+
+
+def active_reporter() -> tuple:
+    """(reporter, fold) of the fit in progress, or (None, None) outside mlexp's evaluation."""
+    return _active, _active_fold
