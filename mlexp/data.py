@@ -148,7 +148,7 @@ def _check_classification_target(y: pd.Series, name: str) -> None:
         if not np.all(np.mod(values, 1) == 0) or values.nunique() > max(20, len(values) // 10):
             raise MlexpError(
                 f"task=classification but target {name!r} looks continuous ({values.nunique()} distinct "
-                f"float values, e.g. {values.iloc[0]!r}). Use task=regression with a regression model "
+                f"float values, e.g. {_plain(values.iloc[0])!r}). Use task=regression with a regression model "
                 "(model=linear, random_forest, gradient_boosting, ...), or bin the target first."
             )
 

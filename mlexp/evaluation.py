@@ -12,7 +12,7 @@ from mlexp.errors import MlexpError
 from mlexp.metrics import score
 from mlexp.reporting import Reporter, reporting_fold
 
-__all__ = ["CVResult", "cross_validate", "fit_and_test", "check_fit_preconditions"]
+__all__ = ["CVResult", "cross_validate", "fit_and_test", "check_fit_preconditions", "check_missing_values"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,6 @@ def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_class
 
 def check_fit_preconditions(pipeline: Any, X: pd.DataFrame, y: np.ndarray, where: str) -> None:
     """Errors a user can act on, caught before the libraries raise them mid-fit."""
-    _check_missing_values(pipeline, X)
     sampler = pipeline.named_steps.get("sampler")
     k = getattr(sampler, "k_neighbors", None)
     if isinstance(k, int):
@@ -91,7 +90,9 @@ def check_fit_preconditions(pipeline: Any, X: pd.DataFrame, y: np.ndarray, where
             )
 
 
-def _check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
+def check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
+    """NaN in numeric columns that no step imputes and the model cannot take (checked on all rows,
+    since a fold without NaN would fit and then fail to predict)."""
     columns = pipeline.named_steps["columns"]
     # The numeric branch and PCA-style subsets hold lists of numeric columns; text branches hold one name.
     numeric_columns = [

@@ -34,25 +34,12 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
     Writes metrics.json, lineage.json and model.skops (+ model.json) to ``run_dir``
     (Hydra's run directory by default) and returns the objective with everything written.
     """
-    import numpy as np
-    from threadpoolctl import threadpool_limits
-
     from mlexp import lineage as lin
-    from mlexp.artifacts import save_model
-    from mlexp.data import load_dataset
-    from mlexp.evaluation import cross_validate, fit_and_test
-    from mlexp.instance import estimated_cost, resolve_resources
-    from mlexp.metrics import resolve_objective
-    from mlexp.models import build_estimator
-    from mlexp.pipeline import build_pipeline
-    from mlexp.reporting import reporter_for
-    from mlexp.splitting import split_test
-    from mlexp.summary import print_summary
+    from mlexp.instance import resolve_resources
 
     run_dir = Path(run_dir) if run_dir is not None else _hydra_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     started, t0 = lin.now_iso(), time.perf_counter()
-    timings: Dict[str, float] = {}
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resources = resolve_resources(cfg.instance)
     lineage: Dict[str, Any] = {
@@ -66,7 +53,32 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
         "packages": lin.package_versions(),
     }
     _write_json(run_dir / "lineage.json", lineage)
+    try:
+        return _run(cfg, run_dir, reporter, lineage, resources, t0)
+    except BaseException as err:
+        # Keep the record of what was attempted: the run directory says why it stopped.
+        lineage.update(status="failed", finished=lin.now_iso(), error=f"{type(err).__name__}: {err}")
+        _write_json(run_dir / "lineage.json", lineage)
+        raise
 
+
+def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float) -> RunResult:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from mlexp import lineage as lin
+    from mlexp.artifacts import save_model
+    from mlexp.data import load_dataset
+    from mlexp.evaluation import check_missing_values, cross_validate, fit_and_test
+    from mlexp.instance import estimated_cost
+    from mlexp.metrics import resolve_objective
+    from mlexp.models import build_estimator
+    from mlexp.pipeline import build_pipeline
+    from mlexp.reporting import reporter_for
+    from mlexp.splitting import split_test
+    from mlexp.summary import print_summary
+
+    timings: Dict[str, float] = {}
     with threadpool_limits(limits=resources.n_jobs):
         step = time.perf_counter()
         dataset = load_dataset(cfg.data, task=cfg.task)
@@ -84,10 +96,11 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
             dev, test = split_test(dataset.target.to_numpy(), task, cfg.test_size, cfg.seed)
         X_dev, y_dev = dataset.features.iloc[dev], dataset.target.iloc[dev]
         X_test, y_test = dataset.features.iloc[test], dataset.target.iloc[test]
-        splitter = _build_splitter(cfg.splitter, task)
         context = {"seed": cfg.seed, "device": resources.device, "reporter": reporter, "cfg": cfg}
         model = build_estimator(cfg, task, n_jobs=resources.n_jobs, context=context)
         pipeline = build_pipeline(cfg, dataset.roles, dataset.features, task, model)
+        check_missing_values(pipeline, dataset.features)
+        splitter = _build_splitter(cfg.splitter, task)
         log.info("rows: %d development, %d test; %s, %s", len(dev), len(test), type(splitter).__name__, task)
 
         step = time.perf_counter()
