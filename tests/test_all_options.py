@@ -11,7 +11,8 @@ from conftest import REPO, compose, read_metrics, run_inprocess
 
 CONF = REPO / "conf"
 # Groups exercised elsewhere: `mode` (train is every run; predict in test_cli), `tuner` (multirun only).
-SKIPPED_GROUPS = {"mode", "tuner", "experiment", "hydra"}
+SKIPPED_GROUPS = {"mode", "tuner", "hydra"}
+SLOW_GROUPS = {"experiment"}  # presets run full-size data
 # Extra overrides an option needs to make sense (regression data needs a regression splitter, ...).
 NEEDS = {
     ("data", "diabetes"): ["model=linear", "splitter=kfold"],
@@ -36,7 +37,13 @@ def _choose(group: str, option: str) -> str:
     return f"{group}=[{option}]" if group == "features" else f"{group}={option}"
 
 
-@pytest.mark.parametrize("group,option", list(_options()), ids=lambda v: str(v))
+def _params():
+    for group, option in _options():
+        marks = [pytest.mark.slow] if group in SLOW_GROUPS else []
+        yield pytest.param(group, option, marks=marks, id=f"{group}-{option}")
+
+
+@pytest.mark.parametrize("group,option", list(_params()))
 def test_option_composes_and_runs(group, option, tmp_path: Path):
     overrides = [_choose(group, option), *GROUP_NEEDS.get(group, []), *NEEDS.get((group, option), [])]
     if group == "data" and option == "csv":
