@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Dict, Tuple
 
 from mlexp.errors import MlexpError
+from mlexp.neural import TORCH_SPEC_FILE, holds_torch_estimator, is_torch_estimator  # lazy: no torch import
 
 __all__ = ["save_model", "load_model", "MODEL_FILE", "CARD_FILE"]
 
@@ -20,6 +21,16 @@ def save_model(model: Any, directory: Path, card: Dict[str, Any]) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / MODEL_FILE
+    steps = getattr(model, "steps", None)
+    if steps and is_torch_estimator(steps[-1][1]):
+        # A PyTorch model is saved apart as a state dict + rebuild spec; skops keeps the steps before it.
+        from mlexp.neural import save_torch_model
+
+        save_torch_model(steps[-1][1], directory)
+        model = model[:-1]
+    elif holds_torch_estimator(model):
+        raise MlexpError("PyTorch models inside an ensemble cannot be saved yet (only a pipeline ending in "
+                         "model=mlp or model=torch_linear is). Run with save_model=false.")
     sio.dump(model, path)
     (directory / CARD_FILE).write_text(json.dumps(card, indent=2, default=str))
     return path
@@ -37,6 +48,10 @@ def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
     if refused:
         raise MlexpError(f"{path} holds types mlexp does not trust: {', '.join(refused)}. Load it with skops by hand.")
     model = sio.load(path, trusted=untrusted)
+    if (Path(directory) / TORCH_SPEC_FILE).is_file():
+        from mlexp.neural import load_torch_model
+
+        model.steps.append(("model", load_torch_model(Path(directory))))
     card_path = Path(directory) / CARD_FILE
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     return model, card
