@@ -24,10 +24,8 @@ def optimizer_settings(optimizer_cfg: Optional[DictConfig]) -> Dict[str, Any]:
     from hydra.utils import get_class
 
     if optimizer_cfg is None or not optimizer_cfg.get("_target_"):
-        # `optimizer` is optional in the defaults list, so Hydra drops an unknown option silently.
-        chosen = _chosen_optimizer()
         raise MlexpError(
-            f"PyTorch models need an optimizer, and {f'optimizer={chosen} is not an option' if chosen else 'none is selected'}. "
+            "PyTorch models need an optimizer, and none is selected. "
             f"Choose one of: {', '.join(_optimizer_options())} (optimizer=adam; see docs/optimizer.md)."
         )
     params = OmegaConf.to_container(optimizer_cfg, resolve=True)
@@ -63,14 +61,6 @@ def optimizer_settings(optimizer_cfg: Optional[DictConfig]) -> Dict[str, Any]:
         )
     return {"optimizer": cls, "lr": float(lr), "batch_size": batch_size,
             **{f"optimizer__{key}": value for key, value in params.items()}}
-
-
-def _chosen_optimizer() -> Optional[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return HydraConfig.get().runtime.choices.get("optimizer")
-    return None
 
 
 def _optimizer_options() -> list:
