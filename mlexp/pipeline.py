@@ -19,6 +19,10 @@ __all__ = ["build_pipeline", "feature_specs"]
 log = logging.getLogger(__name__)
 
 WHOLE_MATRIX = "all"
+# `transformer` values that select columns instead of transforming them: drop the named
+# columns, or keep only them. Applied before any branch is built, whatever their position.
+SELECTIONS = ("drop", "keep")
+TASKS = ("classification", "regression")
 
 
 def feature_specs(features_cfg: Optional[DictConfig]) -> List[Tuple[str, Any, Any]]:
@@ -27,6 +31,11 @@ def feature_specs(features_cfg: Optional[DictConfig]) -> List[Tuple[str, Any, An
     for name, spec in (features_cfg or {}).items():
         if spec is None:
             continue
+        if "columns" in spec.keys() and OmegaConf.is_missing(spec, "columns"):
+            raise MlexpError(
+                f"features.{name}.columns is not set: name the columns, e.g. features.{name}.columns=[age,fare] "
+                "(or a role: numeric, categorical, text, datetime)."
+            )
         if "transformer" not in spec or "columns" not in spec:
             raise MlexpError(
                 f"features option {name!r} needs `columns` (a role, 'all' or a list of names) and "
@@ -50,11 +59,14 @@ def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: s
     from sklearn.compose import ColumnTransformer
 
     specs = feature_specs(cfg.get("features"))
+    roles = _select_columns(specs, roles, X)
     by_role: Dict[str, List[Tuple[str, Any]]] = {role: [] for role in ROLES}
     subsets: List[Tuple[str, List[str], Any]] = []
     whole: List[Tuple[str, Any]] = []
     for name, columns, transformer_cfg in specs:
-        transformer = _instantiate(transformer_cfg, f"features.{name}.transformer")
+        if isinstance(transformer_cfg, str) and transformer_cfg in SELECTIONS:
+            continue
+        transformer = _instantiate(_for_task(transformer_cfg, task, name), f"features.{name}.transformer")
         if columns == WHOLE_MATRIX:
             whole.append((name, transformer))
         elif isinstance(columns, list):
@@ -96,17 +108,100 @@ def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: s
             for column in columns:
                 branches.append((f"text_{column}", _chain([(n, clone(t)) for n, t in by_role["text"]]), column))
         else:
-            branches.append((role, _chain(by_role[role]), columns))
-    if not branches:
-        raise MlexpError("no feature columns are left to learn from; check data.roles and the features options.")
+            # Numeric options listed after the date option also apply to the calendar parts it gives
+            # (features=[temporal,standardize] scales year, month, ...).
+            from sklearn.base import clone
 
-    steps: List[Tuple[str, Any]] = [("columns", ColumnTransformer(branches, remainder="drop"))]
+            order = [s[0] for s in specs]
+            first = min(order.index(n) for n, _ in by_role[role])
+            after = [(n, clone(t)) for n, t in by_role["numeric"] if order.index(n) > first]
+            branches.append((role, _chain(by_role[role] + after), columns))
+    if not branches:
+        unhandled = {"text": "features=[ngrams] or features=[bag_of_words]", "datetime": "features=[temporal]"}
+        hints = [f"{role} columns {getattr(roles, role)} need a {role} option: {fix}"
+                 for role, fix in unhandled.items() if getattr(roles, role) and not by_role[role]]
+        raise MlexpError(
+            "no feature columns are left to learn from; "
+            + ("; ".join(hints) + "." if hints else "check data.roles and the features options.")
+        )
+
+    # Text vectorizers give sparse matrices: keep the stacked output sparse whatever its density
+    # (a dense tf-idf matrix can take gigabytes), and refuse early a step that needs dense input.
+    text = any(name.startswith("text_") for name, *_ in branches)
+    steps: List[Tuple[str, Any]] = [
+        ("columns", ColumnTransformer(branches, remainder="drop", sparse_threshold=1.0 if text else 0.3))
+    ]
     steps += whole
     sampler = _build_sampler(cfg.sampler, task)
     if sampler is not None:
         steps.append(("sampler", sampler))
     steps.append(("model", model))
+    if text:
+        _check_takes_sparse(steps[1:])
     return Pipeline(steps)
+
+
+def _select_columns(specs: List[Tuple[str, Any, Any]], roles: ColumnRoles, X: pd.DataFrame) -> ColumnRoles:
+    """Roles without the columns that `drop` / `keep` options remove."""
+    kept = [c for role in ROLES for c in getattr(roles, role)]
+    selected = False
+    for name, columns, transformer in specs:
+        if not (isinstance(transformer, str) and transformer in SELECTIONS):
+            continue
+        if columns == WHOLE_MATRIX:
+            raise MlexpError(
+                f"features.{name}.columns=all would {transformer} every column; name the columns "
+                f"(features.{name}.columns=[age,fare]) or a role (numeric, categorical, text, datetime)."
+            )
+        names = list(getattr(roles, columns)) if isinstance(columns, str) else columns
+        unknown = [c for c in names if c not in X.columns]
+        if unknown:
+            raise MlexpError(
+                f"features.{name}.columns names unknown columns {unknown}; columns are: {', '.join(X.columns)}."
+            )
+        kept = [c for c in kept if (c in names) == (transformer == "keep")]
+        selected = True
+        log.info("features.%s: %s %s", name, transformer, names)
+    if not selected:
+        return roles
+    return ColumnRoles(**{role: [c for c in getattr(roles, role) if c in kept] for role in ROLES}, facet=roles.facet)
+
+
+def _for_task(node: Any, task: str, name: str) -> Any:
+    """A transformer given per task ({classification: {...}, regression: {...}}) for ``task``."""
+    if isinstance(node, DictConfig) and "_target_" not in node and set(node.keys()) <= set(TASKS):
+        if task not in node:
+            raise MlexpError(f"features.{name}.transformer has no {task} form; it has {', '.join(node.keys())}.")
+        return node[task]
+    return node
+
+
+def _check_takes_sparse(steps: List[Tuple[str, Any]]) -> None:
+    refusing = [type(est).__name__ for _, est in steps if not _takes_sparse(est)]
+    if refusing:
+        raise MlexpError(
+            f"text features give a sparse matrix, and {', '.join(refusing)} takes only dense input. Choose a "
+            "model that takes sparse input (model=logreg, linear, svm, random_forest, knn, decision_tree), or "
+            "drop that step from the features."
+        )
+
+
+def _takes_sparse(estimator: Any) -> bool:
+    from sklearn.base import BaseEstimator
+    from sklearn.utils import get_tags
+
+    from mlexp.neural import is_torch_estimator  # no torch import
+
+    if not isinstance(estimator, BaseEstimator) or is_torch_estimator(estimator):
+        return True  # not ours to judge (mlexp's PyTorch nets densify sparse input themselves)
+    inner = [e for _, e in getattr(estimator, "estimators", None) or [] if not isinstance(e, str)]
+    base = getattr(estimator, "estimator", None)
+    inner += [base] if isinstance(base, BaseEstimator) else []
+    try:
+        takes = get_tags(estimator).input_tags.sparse
+    except Exception:  # tags of third-party estimators: let fit decide
+        takes = True
+    return takes and all(_takes_sparse(e) for e in inner)
 
 
 def _chain(steps: List[Tuple[str, Any]]) -> Any:
