@@ -37,4 +37,7 @@ def _in_multirun() -> bool:
 
 
 def main() -> None:
+    from mlexp.tuning import lift_sweeper_params
+
+    sys.argv[1:] = lift_sweeper_params(sys.argv[1:])  # Hydra refuses sweep values under hydra.*
     _app()

@@ -12,15 +12,43 @@ from mlexp.errors import MlexpError
 from mlexp.metrics import score
 from mlexp.reporting import Reporter, reporting_fold
 
-__all__ = ["CVResult", "cross_validate", "fit_and_test", "check_fit_preconditions", "check_missing_values"]
+__all__ = [
+    "CVResult", "Predictions", "cross_validate", "fit_and_test", "check_fit_preconditions", "check_missing_values",
+]
 
 log = logging.getLogger(__name__)
+
+
+# Training-fold scores (the train-vs-validation check in report.md) use at most this many rows per fold.
+TRAIN_SCORE_ROWS = 5000
+
+
+@dataclass
+class Predictions:
+    """Held-out predictions, kept from scoring so that report.md needs no second predict call.
+
+    ``scores`` holds class probabilities (n x classes) when the model has predict_proba, else
+    decision values (``scores_kind`` says which); None for regression.
+    """
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    fold: np.ndarray
+    scores: Optional[np.ndarray] = None
+    scores_kind: Optional[str] = None
 
 
 @dataclass
 class CVResult:
     folds: List[Dict[str, Optional[float]]] = field(default_factory=list)
     fit_seconds: List[float] = field(default_factory=list)
+    # Scores of each fold's model on (a capped sample of) its own training rows.
+    train_folds: List[Dict[str, Optional[float]]] = field(default_factory=list)
+    predictions: Optional[Predictions] = None  # out-of-fold, all folds concatenated
+
+    def train_summary(self) -> Dict[str, Dict[str, Any]]:
+        """{metric: {"mean", "std", "folds"}} of the training-fold scores (empty when not collected)."""
+        return CVResult(folds=self.train_folds).summary()
 
     def summary(self) -> Dict[str, Dict[str, Any]]:
         """{metric: {"mean", "std", "folds"}}; None where a metric was not computable."""
@@ -38,32 +66,56 @@ class CVResult:
 
 def cross_validate(
     pipeline: Any, X: pd.DataFrame, y: pd.Series, splitter: Any, task: str, n_classes: Optional[int],
-    reporter: Reporter,
+    reporter: Reporter, train_scores: bool = True,
 ) -> CVResult:
-    """Clone, fit and score the pipeline on each fold of the development rows."""
+    """Clone, fit and score the pipeline on each fold of the development rows.
+
+    Keeps the out-of-fold predictions (``result.predictions``) and, with ``train_scores``,
+    each fold's scores on at most TRAIN_SCORE_ROWS of its own training rows.
+    """
     from sklearn.base import clone
+
+    from mlexp.progress import progress
 
     result = CVResult()
     y_array = y.to_numpy()
-    for fold, (train, validation) in enumerate(splitter.split(X, y_array)):
+    kept: List[Predictions] = []
+    try:
+        n_folds: Optional[int] = splitter.get_n_splits(X, y_array)
+    except (AttributeError, TypeError, ValueError):
+        n_folds = None
+    folds = progress(enumerate(splitter.split(X, y_array)), total=n_folds, desc="cv folds", unit="fold")
+    for fold, (train, validation) in folds:
         check_fit_preconditions(pipeline, X.iloc[train], y_array[train], where=f"fold {fold}")
         model = clone(pipeline)
         start = time.perf_counter()
         with reporting_fold(reporter, fold):
             _fit(model, X.iloc[train], y_array[train])
         result.fit_seconds.append(time.perf_counter() - start)
-        scores = score(model, X.iloc[validation], y_array[validation], task, n_classes)
+        recorder = _Recorder(model)
+        scores = score(recorder, X.iloc[validation], y_array[validation], task, n_classes)
         result.folds.append(scores)
+        kept.append(recorder.predictions(y_array[validation], fold, task, n_classes))
+        if train_scores:
+            rows = _capped(train, TRAIN_SCORE_ROWS, seed=fold)
+            result.train_folds.append(score(model, X.iloc[rows], y_array[rows], task, n_classes))
         objective = scores.get(reporter.metric)
         if objective is not None:
             reporter.report(fold, objective, scores)
         if reporter.should_prune():
+            folds.close()
             raise _pruned(fold)
+    folds.close()
+    result.predictions = _concatenate(kept)
     return result
 
 
 def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_classes: Optional[int]):
-    """Fit on all development rows; score once on the test rows (None when there is no test split)."""
+    """Fit on all development rows; score once on the test rows.
+
+    Returns (model, test scores, fit seconds, test Predictions); the last two parts are None
+    when there is no test split.
+    """
     from sklearn.base import clone
 
     check_fit_preconditions(pipeline, X_dev, y_dev.to_numpy(), where="the final fit")
@@ -71,8 +123,62 @@ def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_class
     start = time.perf_counter()
     _fit(model, X_dev, y_dev.to_numpy())
     fit_seconds = time.perf_counter() - start
-    test_scores = score(model, X_test, y_test.to_numpy(), task, n_classes) if len(y_test) else None
-    return model, test_scores, fit_seconds
+    if not len(y_test):
+        return model, None, fit_seconds, None
+    recorder = _Recorder(model)
+    test_scores = score(recorder, X_test, y_test.to_numpy(), task, n_classes)
+    return model, test_scores, fit_seconds, recorder.predictions(y_test.to_numpy(), -1, task, n_classes)
+
+
+class _Recorder:
+    """Stands in for a fitted model inside score(): passes each predict call through and keeps its output."""
+
+    _METHODS = ("predict", "predict_proba", "decision_function")
+
+    def __init__(self, model: Any):
+        self.outputs: Dict[str, np.ndarray] = {}
+        for name in self._METHODS:
+            if hasattr(model, name):  # Pipeline exposes predict_proba only when its last step has it
+                setattr(self, name, self._recording(name, getattr(model, name)))
+
+    def _recording(self, name: str, method: Any) -> Any:
+        def call(X: Any) -> np.ndarray:
+            self.outputs[name] = np.asarray(method(X))
+            return self.outputs[name]
+
+        return call
+
+    def predictions(self, y_true: np.ndarray, fold: int, task: str, n_classes: Optional[int]) -> Predictions:
+        folds = np.full(len(y_true), fold)
+        if task == "regression":
+            return Predictions(y_true, self.outputs["predict"], folds)
+        proba = self.outputs.get("predict_proba")
+        if proba is not None and n_classes is not None and proba.shape[1] == n_classes:
+            return Predictions(y_true, np.argmax(proba, axis=1), folds, proba, "proba")
+        predicted = self.outputs.get("predict")
+        if predicted is None:  # score() took the labels from the probabilities (n_classes unknown)
+            predicted = np.argmax(proba, axis=1)
+        decision = self.outputs.get("decision_function")
+        return Predictions(y_true, predicted, folds, decision, "decision" if decision is not None else None)
+
+
+def _capped(rows: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    if len(rows) <= cap:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=cap, replace=False))
+
+
+def _concatenate(parts: List[Predictions]) -> Optional[Predictions]:
+    if not parts:
+        return None
+    with_scores = all(p.scores is not None for p in parts) and len({p.scores_kind for p in parts}) == 1
+    return Predictions(
+        y_true=np.concatenate([p.y_true for p in parts]),
+        y_pred=np.concatenate([p.y_pred for p in parts]),
+        fold=np.concatenate([p.fold for p in parts]),
+        scores=np.concatenate([p.scores for p in parts]) if with_scores else None,
+        scores_kind=parts[0].scores_kind if with_scores else None,
+    )
 
 
 def check_fit_preconditions(pipeline: Any, X: pd.DataFrame, y: np.ndarray, where: str) -> None:
@@ -94,6 +200,7 @@ def check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
     """NaN in numeric columns that no step imputes and the model cannot take (checked on all rows,
     since a fold without NaN would fit and then fail to predict)."""
     columns = pipeline.named_steps["columns"]
+    _check_missing_text_and_dates(pipeline, columns, X)
     # The numeric branch and PCA-style subsets hold lists of numeric columns; text branches hold one name.
     numeric_columns = [
         c for name, _, cols in columns.transformers if name not in ("categorical", "datetime") and isinstance(cols, list)
@@ -110,6 +217,36 @@ def check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
         "(features=[impute,standardize]), drop incomplete rows (data.dropna=true), or choose a model "
         "that takes NaN natively (model=gradient_boosting)."
     )
+
+
+def _check_missing_text_and_dates(pipeline: Any, columns: Any, X: pd.DataFrame) -> None:
+    # Text branches ("text_<column>") take one column each; a vectorizer rejects a missing document.
+    text = [cols for name, _, cols in columns.transformers if name.startswith("text_") and isinstance(cols, str)]
+    gaps = {c: int(X[c].isna().sum()) for c in text if X[c].isna().any()}
+    if gaps:
+        listed = ", ".join(f"{c} ({n})" for c, n in gaps.items())
+        raise MlexpError(
+            f"missing text in {listed}: a text vectorizer needs a string in every row. Fill the gaps in "
+            "the data (an empty string is an empty document) or drop those rows (data.dropna=true)."
+        )
+    # Missing dates become NaN calendar parts, which the numeric imputer does not see.
+    branch = [(t, cols) for name, t, cols in columns.transformers if name == "datetime"]
+    dates = list(branch[0][1]) if branch else []
+    missing = X[dates].isna().sum() if dates else pd.Series(dtype=int)
+    missing = missing[missing > 0]
+    imputed = False
+    if branch:
+        from sklearn.impute import SimpleImputer
+
+        imputed = any(isinstance(step, SimpleImputer) for _, step in getattr(branch[0][0], "steps", []))
+    if not missing.empty and not imputed and not _accepts_nan(pipeline):
+        listed = ", ".join(f"{c} ({n})" for c, n in missing.items())
+        model = type(pipeline.named_steps["model"]).__name__
+        raise MlexpError(
+            f"missing dates (NaT) in {listed}, and {model} cannot take the NaN calendar parts they give. "
+            "List the imputer after the date option (features=[temporal,impute]), drop incomplete rows "
+            "(data.dropna=true), or choose a model that takes NaN natively (model=gradient_boosting)."
+        )
 
 
 def _imputes(columns: Any) -> bool:

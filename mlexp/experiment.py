@@ -106,13 +106,24 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         step = time.perf_counter()
         cv = cross_validate(pipeline, X_dev, y_dev, splitter, task, n_classes, reporter)
         timings["cv_seconds"] = time.perf_counter() - step
-        fitted, test_scores, final_fit = fit_and_test(pipeline, X_dev, y_dev, X_test, y_test, task, n_classes)
+        from mlexp.ensembles import member_cv  # ensembles: each member alone on the same folds and features
+
+        step = time.perf_counter()
+        members = member_cv(cfg, pipeline, X_dev, y_dev, splitter, task, n_classes)
+        if members is not None:
+            timings["member_cv_seconds"] = time.perf_counter() - step
+        fitted, test_scores, final_fit, test_predictions = fit_and_test(
+            pipeline, X_dev, y_dev, X_test, y_test, task, n_classes)
         timings["final_fit_seconds"] = final_fit
 
     cv_summary = cv.summary()
     objective = cv_summary[metric]["mean"]
     if objective is None:
         raise MlexpError(f"objective metric {metric} could not be computed for this model; set objective.metric.")
+    if reporter.epochs:  # PyTorch models report per epoch: training curves (CSV + PNG) per run
+        from mlexp.neural import write_training_curves
+
+        write_training_curves(reporter.epochs, run_dir, metric)
     if cfg.save_model:
         step = time.perf_counter()
         save_model(fitted, run_dir, {
@@ -128,6 +139,8 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         "objective_metric": metric,
         "direction": direction,
         "cv": cv_summary,
+        **({"cv_train": cv.train_summary()} if cv.train_folds else {}),  # scores on (capped) training folds
+        **({"members": members} if members is not None else {}),
         "test": test_scores or {},
         "timings": timings,
         "estimated_cost_usd": estimated_cost(resources.profile.get("price_per_hour"), timings["total_seconds"]),
@@ -135,6 +148,14 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     _write_json(run_dir / "metrics.json", metrics)
     lineage.update(status="completed", finished=lin.now_iso(), estimated_cost_usd=metrics["estimated_cost_usd"])
     _write_json(run_dir / "lineage.json", lineage)
+    if cfg.get("report", True):  # report.md + plots/ from the kept predictions (docs/reports.md)
+        from mlexp.report import write_report
+
+        write_report(run_dir, metrics, cv, test_predictions, dataset.class_names, title=" ".join(lineage["overrides"]))
+    if cfg.get("tracking") and cfg.tracking.get("_target_"):  # tracking=mlflow|tensorboard (docs/tracking.md)
+        from mlexp.tracking import track_run
+
+        track_run(cfg, run_dir, metrics, reporter.epochs)
     print_summary(metrics, run_dir, cfg)
     return RunResult(objective, metric, direction, metrics, lineage, fitted, run_dir)
 

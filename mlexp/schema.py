@@ -76,8 +76,15 @@ class MlexpConfig:
     test_size: float = 0.1
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     save_model: bool = True
+    # Write report.md and plots/ in the run directory (mlexp.report).
+    report: bool = True
+    # The tracking group (conf/tracking/*.yaml): the tracker's _target_ and its options.
+    tracking: Any = None
     # Set by the tuner for each job: which Optuna trial this run is (storage, study, number).
-    trial: Optional[Dict[str, Any]] = None
+    # Typed Any: OmegaConf 2.3 cannot merge a mapping into a None Optional[Dict] node.
+    trial: Any = None
+    # The tuner group (conf/tuner/*.yaml): sampler, pruner, n_trials, storage; read by the sweeper.
+    tuner: Any = None
 
 
 def register() -> None:

@@ -23,6 +23,13 @@ NEEDS = {
     ("encoder", "target"): ["data=penguins"],
     ("model", "lasso"): ["data=diabetes", "splitter=kfold"],
     ("features", "log"): ["data=diabetes", "model=linear", "splitter=kfold"],
+    ("data", "amazon_reviews"): ["features=[ngrams]"],
+    ("data", "seattle_weather"): ["features=[temporal,standardize]"],
+    ("features", "bag_of_words"): ["data=amazon_reviews"],
+    ("features", "ngrams"): ["data=amazon_reviews"],
+    ("features", "temporal"): ["data=seattle_weather"],
+    ("features", "drop"): ["data=penguins", "features.drop.columns=[island]"],
+    ("features", "keep"): ["data=penguins", "features.keep.columns=[bill_length_mm,island]"],
 }
 GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"]}
 
@@ -57,6 +64,8 @@ def test_option_composes_and_runs(group, option, tmp_path: Path):
         frame["y"] = ((frame.x + frame.code) > 1.5).astype(int)
         frame.to_csv(tmp_path / "codes.csv", index=False)
         overrides += ["data=csv", f"data.path={tmp_path / 'codes.csv'}", "data.target=y", "data.roles.categorical=[code]"]
+    if group == "tracking" and option == "mlflow":  # keep the MLflow store out of the working directory
+        overrides.append(f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}")
     if group == "instance" and compose([f"instance={option}"]).instance.gpus > 0:
         overrides.append("instance.allow_cpu_fallback=true")
     cfg = compose(overrides)
