@@ -34,3 +34,12 @@ def test_a_run_reruns_from_its_saved_config(workdir):
     rerun = [o for o in overrides if not o.startswith("hydra.")]
     run_cli(rerun + ["hydra.run.dir=again"], cwd=workdir)
     assert _numbers(workdir / "first")[:2] == _numbers(workdir / "again")[:2]
+
+
+def test_target_encoding_is_seeded(tmp_path):
+    """TargetEncoder's internal cross-fitting shuffles: the seed must reach it."""
+    from conftest import run_inprocess
+
+    first = run_inprocess(["data=penguins", "encoder=target"], tmp_path / "a")
+    second = run_inprocess(["data=penguins", "encoder=target"], tmp_path / "b")
+    assert first.metrics["cv"] == second.metrics["cv"]
