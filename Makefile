@@ -25,9 +25,12 @@ test: install ## install, then run the whole test suite (slow tests included)
 test-fast: install ## the suite without the tests marked slow
 	$(VENV)/bin/pytest -q -m "not slow"
 
-bench: install ## run the benchmarks in bench/ and print the ratios
-	$(PY) bench/bench_overhead.py
+bench: install ## run the benchmarks in bench/ and print the ratios (about 20 minutes)
 	$(PY) bench/bench_startup.py
+	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_torch_epoch.py --epochs 3 --rounds 2 --batch-size 32 --threads 1
+	$(PY) bench/bench_text.py --repeats 3
+	$(PY) bench/bench_tuner.py --trials 20
 
 clean: ## remove outputs, sweeps and caches (keeps .venv)
 	rm -rf outputs/2* multirun .pytest_cache build dist *.egg-info
