@@ -32,7 +32,7 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     from hydra.utils import get_class
     from sklearn.base import is_classifier
 
-    from mlexp.models import build_model
+    from mlexp.models import build_model, checked_params
 
     ens = cfg.ensemble
     target = ens.get("classifier" if task == "classification" else "regressor") or ens._target_
@@ -47,14 +47,7 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     if target != ens._target_:  # the other task's class: drop what only the option's own class takes (voting=soft)
         own = inspect.signature(get_class(ens._target_)).parameters
         params = {k: v for k, v in params.items() if k in accepted or k not in own}
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise MlexpError(
-            f"ensemble {target} has no parameter(s) {', '.join(unknown)}. Its parameters are: "
-            f"{', '.join(p for p in accepted if p not in ('self', 'args', 'kwargs'))}."
-        )
-    if "n_jobs" in params and params["n_jobs"] is None and n_jobs is not None:
-        params["n_jobs"] = n_jobs
+    params = checked_params(cls, target, params, n_jobs, what="ensemble")
 
     if "estimators" in accepted:  # voting, stacking: different model types
         params["estimators"] = _members(cfg, task, n_jobs, context)

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
 
-__all__ = ["build_estimator", "build_model", "model_params", "RESERVED_KEYS"]
+__all__ = ["build_estimator", "build_model", "checked_params", "model_params", "RESERVED_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,23 @@ def build_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = None, 
             )
         target = counterpart
         cls = _load_class(get_class, target)
-    params = model_params(model_cfg)
+    params = checked_params(cls, target, model_params(model_cfg), n_jobs, what="model")
+    log.info("model: %s(%s)", target, ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return cls(**params)
+
+
+def checked_params(cls: type, target: str, params: Dict[str, Any], n_jobs: Optional[int], what: str) -> Dict[str, Any]:
+    """``params`` after refusing any ``cls`` does not take; ``n_jobs: null`` becomes the instance's threads."""
     accepted = inspect.signature(cls).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise MlexpError(
-            f"model {target} has no parameter(s) {', '.join(unknown)}. Its parameters are: "
+            f"{what} {target} has no parameter(s) {', '.join(unknown)}. Its parameters are: "
             f"{', '.join(p for p in accepted if p not in ('self', 'args', 'kwargs'))}."
         )
     if "n_jobs" in params and params["n_jobs"] is None and n_jobs is not None:
-        params["n_jobs"] = n_jobs
-    log.info("model: %s(%s)", target, ", ".join(f"{k}={v!r}" for k, v in params.items()))
-    return cls(**params)
+        params = {**params, "n_jobs": n_jobs}
+    return params
 
 
 def _load_class(get_class, target: str) -> type:
