@@ -1,13 +1,14 @@
 """mlexp's Hydra callback: a sweep's leaderboard after every job, failed jobs recorded, sweep tracking.
 
 Registered in conf/config.yaml under ``hydra.callbacks``. The leaderboard is rebuilt in
-``on_job_end``, not only at the end, because Hydra's basic sweeper raises on the first
+``on_job_end`` (at most every few seconds), not only at the end, because Hydra's basic sweeper raises on the first
 failed job after the sweep and then never calls ``on_multirun_end``.
 """
 
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,11 +25,16 @@ class LeaderboardCallback(Callback):
 
     Args:
         top: rows printed when the sweep ends.
+        min_interval: seconds between rebuilds after jobs. A rebuild reads every job
+            directory, so rebuilding after each of thousands of short trials would cost
+            O(jobs^2); the end of the sweep (or the exit hook) always rebuilds.
     """
 
-    def __init__(self, top: int = 10) -> None:
+    def __init__(self, top: int = 10, min_interval: float = 5.0) -> None:
         self.top = top
+        self.min_interval = min_interval
         self._printed = False
+        self._last_build = float("-inf")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import atexit
@@ -56,7 +62,10 @@ class LeaderboardCallback(Callback):
             _record_failure(job_dir, error, list(config.hydra.overrides.task))
             if tracker is not None:
                 tracker.log_failed_job(job_dir, config, error)
+        if time.monotonic() - self._last_build < self.min_interval:
+            return
         rows = build_leaderboard(sweep_dir)
+        self._last_build = time.monotonic()
         if tracker is not None:
             tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
 
