@@ -60,24 +60,47 @@ def _tensors(dataset: Any):
 
 
 class _EpochReport(Callback):
-    """Send train loss, validation loss and the objective metric to the active mlexp reporter each epoch."""
+    """Send train loss, validation loss and the objective metric to the active mlexp reporter each epoch,
+    and show an epoch progress bar on a terminal."""
 
     def __init__(self, metric: str):
         self.metric = metric
 
+    def on_train_begin(self, net, **kwargs):
+        from mlexp.progress import progress
+        from mlexp.reporting import active_reporter
+
+        _, fold = active_reporter()
+        where = "final fit" if fold is None else f"fold {fold}"
+        self.bar_ = progress(total=net.max_epochs, desc=f"{where} epochs", unit="epoch")
+
+    def on_train_end(self, net, **kwargs):
+        self._close_bar()
+
     def on_epoch_end(self, net, **kwargs):
         from mlexp.reporting import active_reporter
 
+        row = net.history[-1]
+        bar = getattr(self, "bar_", None)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: round(float(row[k]), 4) for k in ("train_loss", "valid_loss") if k in row})
         reporter, fold = active_reporter()
         if reporter is None:
             return
-        row = net.history[-1]
         values = {key: float(row[key]) for key in ("train_loss", "valid_loss", self.metric) if key in row}
         reporter.report_epoch(fold, int(row["epoch"]), values)
         if reporter.should_prune():
             import optuna
 
+            self._close_bar()
             raise optuna.TrialPruned(f"pruned at fold {fold}, epoch {row['epoch']}")
+
+    def _close_bar(self) -> None:
+        bar = getattr(self, "bar_", None)
+        if bar is not None:
+            bar.close()
+            self.bar_ = None
 
 
 def _objective_scorer(metric: str, task: str):
