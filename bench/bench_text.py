@@ -9,12 +9,11 @@ Usage: python bench/bench_text.py [--repeats 3]      (the plain side: python ben
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _side_by_side import compare, report
 
 
 def plain() -> None:
@@ -42,12 +41,6 @@ def plain() -> None:
     Path("plain.json").write_text(json.dumps({"cv": float(np.mean(scores)), "test": float(test_auc)}))
 
 
-def timed(command, cwd) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -58,19 +51,14 @@ def main() -> None:
     mlexp = [sys.executable, "-m", "mlexp", "data=amazon_reviews", "features=[ngrams]", "splitter.n_splits=3",
              "+model.solver=liblinear", "save_model=false", "hydra.run.dir=mlexp_run"]
     script = [sys.executable, str(Path(__file__).resolve()), "--plain"]
-    times = {"mlexp": [], "plain": []}
     with tempfile.TemporaryDirectory() as work:
-        for _ in range(args.repeats):
-            times["plain"].append(timed(script, work))
-            times["mlexp"].append(timed(mlexp, work))
+        times = compare(script, mlexp, args.repeats, Path(work))
         ours = json.loads((Path(work) / "mlexp_run" / "metrics.json").read_text())
         theirs = json.loads((Path(work) / "plain.json").read_text())
     same = abs(ours["cv"]["roc_auc"]["mean"] - theirs["cv"]) < 1e-9 and abs(ours["test"]["roc_auc"] - theirs["test"]) < 1e-9
-    median = {k: statistics.median(v) for k, v in times.items()}
     print(f"amazon reviews, tf-idf (1,2)-grams + logreg, 3-fold CV + test, repeats={args.repeats}")
-    print(f"plain script  median {median['plain']:.2f}s  runs {['%.2f' % t for t in times['plain']]}")
-    print(f"mlexp         median {median['mlexp']:.2f}s  runs {['%.2f' % t for t in times['mlexp']]}")
-    print(f"ratio mlexp/plain = {median['mlexp'] / median['plain']:.3f}  (same CV and test ROC AUC: {same}; "
+    ratio = report(times)
+    print(f"ratio mlexp/plain = {ratio:.3f}  (same CV and test ROC AUC: {same}; "
           f"mlexp test {ours['test']['roc_auc']:.4f}, plain {theirs['test']:.4f})")
 
 
