@@ -69,6 +69,7 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     from mlexp import lineage as lin
     from mlexp.artifacts import save_model
     from mlexp.data import load_dataset
+    from mlexp.ensembles import member_cv
     from mlexp.evaluation import check_missing_values, cross_validate, fit_and_test
     from mlexp.instance import estimated_cost
     from mlexp.metrics import resolve_objective
@@ -106,9 +107,7 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         step = time.perf_counter()
         cv = cross_validate(pipeline, X_dev, y_dev, splitter, task, n_classes, reporter)
         timings["cv_seconds"] = time.perf_counter() - step
-        from mlexp.ensembles import member_cv  # ensembles: each member alone on the same folds and features
-
-        step = time.perf_counter()
+        step = time.perf_counter()  # ensembles: each member alone on the same folds and features
         members = member_cv(cfg, pipeline, X_dev, y_dev, splitter, task, n_classes)
         if members is not None:
             timings["member_cv_seconds"] = time.perf_counter() - step
