@@ -197,66 +197,53 @@ def check_fit_preconditions(pipeline: Any, X: pd.DataFrame, y: np.ndarray, where
 
 
 def check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
-    """NaN in numeric columns that no step imputes and the model cannot take (checked on all rows,
-    since a fold without NaN would fit and then fail to predict)."""
+    """Missing values no step handles, checked on all rows (a fold without them would fit and then
+    fail to predict): missing text always; NaN in a numeric branch, or NaT in the date branch,
+    when that branch has no imputer and the model cannot take NaN."""
     columns = pipeline.named_steps["columns"]
-    _check_missing_text_and_dates(pipeline, columns, X)
-    # The numeric branch and PCA-style subsets hold lists of numeric columns; text branches hold one name.
-    numeric_columns = [
-        c for name, _, cols in columns.transformers if name not in ("categorical", "datetime") and isinstance(cols, list)
-        for c in cols
-    ]
-    missing = X[numeric_columns].isna().sum() if numeric_columns else pd.Series(dtype=int)
-    missing = missing[missing > 0]
-    if missing.empty or _imputes(columns) or _accepts_nan(pipeline):
-        return
-    listed = ", ".join(f"{c} ({n})" for c, n in missing.items())
-    model = type(pipeline.named_steps["model"]).__name__
-    raise MlexpError(
-        f"missing values (NaN) in {listed}, and {model} cannot take them. Add the imputer to the features "
-        "(features=[impute,standardize]), drop incomplete rows (data.dropna=true), or choose a model "
-        "that takes NaN natively (model=gradient_boosting)."
-    )
-
-
-def _check_missing_text_and_dates(pipeline: Any, columns: Any, X: pd.DataFrame) -> None:
     # Text branches ("text_<column>") take one column each; a vectorizer rejects a missing document.
     text = [cols for name, _, cols in columns.transformers if name.startswith("text_") and isinstance(cols, str)]
     gaps = {c: int(X[c].isna().sum()) for c in text if X[c].isna().any()}
     if gaps:
-        listed = ", ".join(f"{c} ({n})" for c, n in gaps.items())
         raise MlexpError(
-            f"missing text in {listed}: a text vectorizer needs a string in every row. Fill the gaps in "
+            f"missing text in {_counts(gaps)}: a text vectorizer needs a string in every row. Fill the gaps in "
             "the data (an empty string is an empty document) or drop those rows (data.dropna=true)."
         )
-    # Missing dates become NaN calendar parts, which the numeric imputer does not see.
-    branch = [(t, cols) for name, t, cols in columns.transformers if name == "datetime"]
-    dates = list(branch[0][1]) if branch else []
-    missing = X[dates].isna().sum() if dates else pd.Series(dtype=int)
-    missing = missing[missing > 0]
-    imputed = False
-    if branch:
-        from sklearn.impute import SimpleImputer
-
-        imputed = any(isinstance(step, SimpleImputer) for _, step in getattr(branch[0][0], "steps", []))
-    if not missing.empty and not imputed and not _accepts_nan(pipeline):
-        listed = ", ".join(f"{c} ({n})" for c, n in missing.items())
-        model = type(pipeline.named_steps["model"]).__name__
+    if _accepts_nan(pipeline):
+        return
+    # Per branch: the numeric branch and column subsets hold lists of numeric columns; the date
+    # branch turns a missing date into NaN calendar parts. Each needs its own imputer.
+    missing: Dict[str, Dict[str, int]] = {}
+    for name, transformer, cols in columns.transformers:
+        if name == "categorical" or not isinstance(cols, list) or _has_imputer(transformer):
+            continue
+        counts = X[cols].isna().sum()
+        missing.setdefault("dates" if name == "datetime" else "numbers", {}).update(
+            {c: int(n) for c, n in counts[counts > 0].items()})
+    model = type(pipeline.named_steps["model"]).__name__
+    if missing.get("dates"):
         raise MlexpError(
-            f"missing dates (NaT) in {listed}, and {model} cannot take the NaN calendar parts they give. "
-            "List the imputer after the date option (features=[temporal,impute]), drop incomplete rows "
+            f"missing dates (NaT) in {_counts(missing['dates'])}, and {model} cannot take the NaN calendar parts "
+            "they give. List the imputer after the date option (features=[temporal,impute]), drop incomplete rows "
             "(data.dropna=true), or choose a model that takes NaN natively (model=gradient_boosting)."
+        )
+    if missing.get("numbers"):
+        raise MlexpError(
+            f"missing values (NaN) in {_counts(missing['numbers'])}, and {model} cannot take them. Add the "
+            "imputer to the features (features=[impute,standardize]), drop incomplete rows (data.dropna=true), "
+            "or choose a model that takes NaN natively (model=gradient_boosting)."
         )
 
 
-def _imputes(columns: Any) -> bool:
+def _counts(counts: Dict[str, int]) -> str:
+    return ", ".join(f"{column} ({n})" for column, n in counts.items())
+
+
+def _has_imputer(transformer: Any) -> bool:
     from sklearn.impute import SimpleImputer
 
-    for _, transformer, _ in columns.transformers:
-        steps = getattr(transformer, "steps", [(None, transformer)])
-        if any(isinstance(step, SimpleImputer) for _, step in steps):
-            return True
-    return False
+    steps = getattr(transformer, "steps", [(None, transformer)])
+    return any(isinstance(step, SimpleImputer) for _, step in steps)
 
 
 def _accepts_nan(pipeline: Any) -> bool:

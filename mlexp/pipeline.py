@@ -56,9 +56,11 @@ def feature_specs(features_cfg: Optional[DictConfig]) -> List[Tuple[str, Any, An
 def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: str, model: Any):
     """The imblearn Pipeline for one experiment (unfitted; clone it per fold)."""
     from imblearn.pipeline import Pipeline
+    from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
 
     specs = feature_specs(cfg.get("features"))
+    order = [name for name, *_ in specs]  # list position decides what runs before what
     roles = _select_columns(specs, roles, X)
     by_role: Dict[str, List[Tuple[str, Any]]] = {role: [] for role in ROLES}
     subsets: List[Tuple[str, List[str], Any]] = []
@@ -86,10 +88,7 @@ def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: s
         branches.append(("numeric", _chain(by_role["numeric"]), numeric_rest))
     for name, columns, transformer in subsets:
         # A subset sees the numeric steps listed before it, then its own transformer.
-        position = [n for n, *_ in specs].index(name)
-        before = [(n, t) for n, t in by_role["numeric"] if [s[0] for s in specs].index(n) < position]
-        from sklearn.base import clone
-
+        before = [(n, t) for n, t in by_role["numeric"] if order.index(n) < order.index(name)]
         branches.append((name, _chain([(n, clone(t)) for n, t in before] + [(name, transformer)]), columns))
     if roles.categorical:
         _check_encodable(cfg, roles, X)
@@ -103,16 +102,11 @@ def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: s
             log.warning("%s columns %s are left out: no `features` option handles %s columns", role, columns, role)
             continue
         if role == "text":  # text vectorizers take one column (1-D) at a time
-            from sklearn.base import clone
-
             for column in columns:
                 branches.append((f"text_{column}", _chain([(n, clone(t)) for n, t in by_role["text"]]), column))
         else:
             # Numeric options listed after the date option also apply to the calendar parts it gives
             # (features=[temporal,standardize] scales year, month, ...).
-            from sklearn.base import clone
-
-            order = [s[0] for s in specs]
             first = min(order.index(n) for n, _ in by_role[role])
             after = [(n, clone(t)) for n, t in by_role["numeric"] if order.index(n) > first]
             branches.append((role, _chain(by_role[role] + after), columns))
