@@ -39,8 +39,8 @@ class LeaderboardCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         import atexit
 
-        # Hydra skips on_multirun_end when a job failed (or on Ctrl-C): print the table at exit then.
-        atexit.register(self._print_at_exit, Path(config.hydra.sweep.dir))
+        # Hydra skips on_multirun_end when a job failed (or on Ctrl-C): finish the sweep at exit then.
+        atexit.register(self._finish_at_exit, config)
         tracker = _sweep_tracker(config)
         if tracker is not None:
             run_id = tracker.start_sweep(Path(config.hydra.sweep.dir))
@@ -70,6 +70,10 @@ class LeaderboardCallback(Callback):
             tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._finish(config)
+
+    def _finish(self, config: DictConfig) -> None:
+        """The final leaderboard, printed, and the sweep's tracking parent brought up to date."""
         from mlexp.leaderboard import build_leaderboard
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -77,7 +81,7 @@ class LeaderboardCallback(Callback):
         self._print(sweep_dir, rows)
         tracker = _sweep_tracker(config)
         if tracker is not None:
-            tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None, final=True)
+            tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
 
     def _print(self, sweep_dir: Path, rows: list) -> None:
         from mlexp.leaderboard import LEADERBOARD_CSV, format_table
@@ -86,14 +90,13 @@ class LeaderboardCallback(Callback):
         print(f"\nleaderboard ({len(rows)} jobs): {sweep_dir / LEADERBOARD_CSV}\n{format_table(rows, self.top)}",
               flush=True)
 
-    def _print_at_exit(self, sweep_dir: Path) -> None:
-        from mlexp.leaderboard import build_leaderboard
-
-        if not self._printed and sweep_dir.is_dir():
-            try:
-                self._print(sweep_dir, build_leaderboard(sweep_dir))
-            except Exception as err:  # noqa: BLE001 - at exit, a report must not mask the sweep's own error
-                print(f"leaderboard: not rebuilt ({type(err).__name__}: {err})", file=sys.stderr)
+    def _finish_at_exit(self, config: DictConfig) -> None:
+        if self._printed or not Path(config.hydra.sweep.dir).is_dir():
+            return
+        try:
+            self._finish(config)
+        except Exception as err:  # noqa: BLE001 - at exit, a report must not mask the sweep's own error
+            print(f"leaderboard: not rebuilt ({type(err).__name__}: {err})", file=sys.stderr)
 
 
 def _sweep_tracker(config: DictConfig) -> Optional[Any]:

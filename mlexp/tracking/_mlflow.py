@@ -100,11 +100,11 @@ class MlflowTracker:
         temporary.replace(sweep_dir / PARENT_FILE)
         return run.info.run_id
 
-    def log_sweep(self, sweep_dir: Path, best: Optional[float] = None, final: bool = False) -> None:
+    def log_sweep(self, sweep_dir: Path, best: Optional[float] = None) -> None:
         """Attach the leaderboard to the parent run and record the best objective so far.
 
-        Called after every job (a failed job stops Hydra before its multirun-end hook), so
-        the parent is marked FINISHED as of the latest job; ``final`` is the sweep's end.
+        Called as jobs finish and at the sweep's end (also from the exit hook, since a failed
+        job stops Hydra before its multirun-end hook), so the parent is FINISHED as of the latest call.
         """
         parent = _read_parent(Path(sweep_dir))
         if parent is None:
