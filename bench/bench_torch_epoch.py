@@ -29,7 +29,7 @@ def mlexp_epochs(X, y, args) -> tuple:
     from hydra import compose, initialize_config_module
     from skorch.callbacks import Callback
 
-    from mlexp.models import build_model
+    from mlexp.models.model import build_model
     from mlexp.schema import register
 
     class CpuTime(Callback):

@@ -25,8 +25,9 @@ def _app(cfg: DictConfig) -> Optional[float]:
         log.error("%s", err)
         if _in_multirun():
             raise  # the launcher records the job as failed; the sweep goes on
-        print(f"\nmlexp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        label = "error: " if err.exit_code == 2 else ""
+        print(f"\nmlexp: {label}{err}", file=sys.stderr)
+        sys.exit(err.exit_code)
 
 
 def _in_multirun() -> bool:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
 
-__all__ = ["run", "RunResult"]
+__all__ = ["run", "run_train", "RunResult"]
 
 log = logging.getLogger("mlexp")
 
@@ -26,6 +26,11 @@ class RunResult:
     lineage: Dict[str, Any]
     model: Any
     run_dir: Path
+
+
+def run_train(cfg: DictConfig) -> float:
+    """`mode=train`: run the experiment in Hydra's run directory; the objective goes back to the sweeper."""
+    return run(cfg).objective
 
 
 def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -> RunResult:
@@ -69,15 +74,14 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     from mlexp import lineage as lin
     from mlexp.artifacts import save_model
     from mlexp.data import load_dataset
-    from mlexp.ensembles import member_cv
     from mlexp.evaluation import check_missing_values, cross_validate, fit_and_test
     from mlexp.instance import estimated_cost
-    from mlexp.metrics import resolve_objective
-    from mlexp.models import build_estimator
+    from mlexp.evaluation.metrics import resolve_objective
+    from mlexp.models import build_estimator, member_cv
     from mlexp.pipeline import build_pipeline
-    from mlexp.reporting import reporter_for
-    from mlexp.splitting import split_test
-    from mlexp.summary import print_summary
+    from mlexp.posttrain import TrainedRun, check_steps, load_steps, run_steps
+    from mlexp.evaluation.splitting import split_test
+    from mlexp.reporting.summary import print_summary
 
     timings: Dict[str, float] = {}
     with threadpool_limits(limits=resources.n_jobs):
@@ -88,7 +92,9 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         lineage["data"] = {"name": dataset.name, "task": task, "roles": dataset.roles.as_dict(),
                            "classes": dataset.class_names, **lin.data_fingerprint(dataset.features, dataset.target)}
         metric, direction = resolve_objective(cfg.objective.metric, cfg.objective.direction, task)
-        reporter = reporter or reporter_for(cfg, metric, direction)
+        steps = load_steps(cfg)  # bias, explanations, baseline...: checked now, run after the final fit
+        check_steps(steps, cfg, dataset)
+        reporter = reporter or _reporter_for(cfg, metric, direction)
         n_classes = len(dataset.class_names) if dataset.class_names else None
 
         if dataset.fixed_test is not None:  # the data set's own test split (data.split_column)
@@ -131,6 +137,11 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
             "objective": {"metric": metric, "direction": direction},
         })
         timings["save_seconds"] = time.perf_counter() - step
+    trained = TrainedRun(cfg=cfg, run_dir=run_dir, dataset=dataset, dev=dev, test=test, pipeline=pipeline,
+                         model=fitted, splitter=splitter, cv=cv, test_predictions=test_predictions,
+                         metrics={"cv": cv_summary, "test": test_scores or {}}, reporter=reporter)
+    with threadpool_limits(limits=resources.n_jobs):
+        sections = run_steps(steps, trained, timings)
     timings["fold_fit_seconds"] = cv.fit_seconds
     timings["total_seconds"] = time.perf_counter() - t0
     metrics = {
@@ -148,15 +159,27 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     lineage.update(status="completed", finished=lin.now_iso(), estimated_cost_usd=metrics["estimated_cost_usd"])
     _write_json(run_dir / "lineage.json", lineage)
     if cfg.get("report", True):  # report.md + plots/ from the kept predictions (docs/reports.md)
-        from mlexp.report import write_report
+        from mlexp.reporting.report import write_report
 
-        write_report(run_dir, metrics, cv, test_predictions, dataset.class_names, title=" ".join(lineage["overrides"]))
+        write_report(run_dir, metrics, cv, test_predictions, dataset.class_names,
+                     title=" ".join(lineage["overrides"]), sections=sections)
     if cfg.get("tracking") and cfg.tracking.get("_target_"):  # tracking=mlflow|tensorboard (docs/tracking.md)
         from mlexp.tracking import track_run
 
         track_run(cfg, run_dir, metrics, reporter.epochs)
     print_summary(metrics, run_dir, cfg)
     return RunResult(objective, metric, direction, metrics, lineage, fitted, run_dir)
+
+
+def _reporter_for(cfg: DictConfig, metric: str, direction: str) -> Any:
+    """The plain Reporter, or, when the tuner set `trial`, one bound to that Optuna trial."""
+    if cfg.get("trial"):
+        from mlexp.tuning import trial_reporter
+
+        return trial_reporter(cfg, metric, direction)
+    from mlexp.reporting import Reporter
+
+    return Reporter(metric, direction)
 
 
 def _build_splitter(splitter_cfg: DictConfig, task: str) -> Any:

@@ -1,24 +1,27 @@
-"""Dispatch the entrypoint to the selected mode (train, predict; later monitor, recommend)."""
+"""Dispatch the entrypoint to the selected mode: `mode=<name>` runs `run_<name>(cfg)` of the module below."""
 
-from typing import Optional
+import importlib
+from typing import Callable, Dict, Optional, Tuple
 
 from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
 
-__all__ = ["dispatch"]
+__all__ = ["dispatch", "MODES"]
+
+# mode name -> (module, function). A mode function takes the composed config and returns the
+# objective for Hydra's sweepers (a float) or None. Modules are imported only when selected.
+MODES: Dict[str, Tuple[str, str]] = {
+    "train": ("mlexp.experiment", "run_train"),
+    "predict": ("mlexp.predict", "run_predict"),
+}
 
 
 def dispatch(cfg: DictConfig) -> Optional[float]:
     """Run cfg.mode; return the objective for Hydra's sweepers (None for modes without one)."""
     name = cfg.mode.name
-    if name == "train":
-        from mlexp.experiment import run
-
-        return run(cfg).objective
-    if name == "predict":
-        from mlexp.predict import predict
-
-        predict(cfg)
-        return None
-    raise MlexpError(f"mode.name={name!r} is not a mode; use mode=train or mode=predict.")
+    if name not in MODES:
+        raise MlexpError(f"mode.name={name!r} is not a mode; use one of: {', '.join(f'mode={m}' for m in MODES)}.")
+    module, function = MODES[name]
+    run: Callable[[DictConfig], Optional[float]] = getattr(importlib.import_module(module), function)
+    return run(cfg)

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from mlexp.artifacts import load_model
 from mlexp.errors import MlexpError
 
-__all__ = ["predict", "predict_frame"]
+__all__ = ["predict", "predict_frame", "run_predict"]
 
 log = logging.getLogger("mlexp")
 
@@ -41,7 +41,7 @@ def predict(cfg: DictConfig) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import to_absolute_path
 
-    from mlexp.datasets import read_table
+    from mlexp.data.loaders import read_table
 
     model, card = load_model(Path(to_absolute_path(cfg.mode.run_dir)))
     frame = read_table(cfg.mode.input)
@@ -54,3 +54,8 @@ def predict(cfg: DictConfig) -> Path:
     log.info("wrote %d predictions to %s", len(out), output)
     print(f"predictions: {output}")
     return output
+
+
+def run_predict(cfg: DictConfig) -> None:
+    """`mode=predict`: write the predictions file; no objective."""
+    predict(cfg)

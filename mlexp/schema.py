@@ -76,7 +76,7 @@ class MlexpConfig:
     test_size: float = 0.1
     objective: ObjectiveConf = field(default_factory=ObjectiveConf)
     save_model: bool = True
-    # Write report.md and plots/ in the run directory (mlexp.report).
+    # Write report.md and plots/ in the run directory (mlexp.reporting.report).
     report: bool = True
     # The tracking group (conf/tracking/*.yaml): the tracker's _target_ and its options.
     tracking: Any = None
@@ -85,6 +85,19 @@ class MlexpConfig:
     trial: Any = None
     # The tuner group (conf/tuner/*.yaml): sampler, pruner, n_trials, storage; read by the sweeper.
     tuner: Any = None
+    # Nodes of the post-training steps and the modes beyond train/predict. Typed Any until their
+    # owners give them a dataclass; struct mode still refuses unknown keys inside them.
+    bias: Any = None
+    explain: Any = None
+    rules: Any = None
+    capture: Any = None
+    monitor: Any = None
+    label: Any = None
+    serve: Any = None
+    recommend: Any = None
+    compress: Any = None
+    continual: Any = None
+    incremental: Any = None
 
 
 def register() -> None:

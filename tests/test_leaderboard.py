@@ -20,7 +20,7 @@ def _read(path: Path) -> list:
 
 def _mlexp_report(sweep: Path) -> subprocess.CompletedProcess:
     # The installed console script when there is one (the user's command), else the same main().
-    command = [str(REPORT_CLI)] if REPORT_CLI.is_file() else [sys.executable, "-m", "mlexp.leaderboard"]
+    command = [str(REPORT_CLI)] if REPORT_CLI.is_file() else [sys.executable, "-m", "mlexp.reporting.leaderboard"]
     return subprocess.run(command + [str(sweep)], capture_output=True, text=True, timeout=120)
 
 

@@ -28,14 +28,14 @@ def _breast_cancer(n=None):
 
 def _net(overrides, task="classification", seed=0):
     """The estimator mlexp builds for these overrides (composed exactly as the CLI composes them)."""
-    from mlexp.models import build_model
+    from mlexp.models.model import build_model
 
     cfg = compose(overrides)
     return build_model(cfg.model, task, n_jobs=1, context={"seed": seed, "device": "cpu", "cfg": cfg})
 
 
 def test_no_torch_import_for_config_and_sklearn_modules():
-    code = "import sys, mlexp.artifacts, mlexp.models, mlexp.neural; print('torch' in sys.modules)"
+    code = "import sys, mlexp.artifacts, mlexp.models.model, mlexp.neural; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -79,7 +79,7 @@ def test_report_false_writes_no_report(tmp_path):
 
 
 def test_warnings_thresholds():
-    from mlexp.report import report_warnings
+    from mlexp.reporting.report import report_warnings
 
     steady = {"roc_auc": {"mean": 0.95, "std": 0.01, "folds": [0.94, 0.95, 0.96]}}
     assert report_warnings(steady, {"roc_auc": {"mean": 0.97}}, "roc_auc") == []
@@ -99,7 +99,7 @@ def test_cross_validate_keeps_out_of_fold_predictions():
     from sklearn.preprocessing import StandardScaler
 
     from mlexp.evaluation import cross_validate
-    from mlexp.reporting import Reporter
+    from mlexp.reporting.reporter import Reporter
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())])
@@ -115,7 +115,7 @@ def test_cross_validate_keeps_out_of_fold_predictions():
 
 
 def test_progress_is_silent_off_a_terminal(monkeypatch):
-    from mlexp.progress import progress, progress_enabled
+    from mlexp.reporting.progress import progress, progress_enabled
 
     stream = io.StringIO()
     monkeypatch.delenv("MLEXP_PROGRESS", raising=False)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from conftest import read_metrics, run_inprocess
 from mlexp.errors import MlexpError
-from mlexp.transformers import DatetimeFeatures
+from mlexp.pipeline.transformers import DatetimeFeatures
 
 # --- text -----------------------------------------------------------------------------------------
 

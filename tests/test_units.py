@@ -9,9 +9,9 @@ from mlexp.data import infer_roles, infer_task
 from mlexp.errors import MlexpError
 from mlexp.instance import estimated_cost, resolve_resources
 from mlexp.lineage import data_fingerprint
-from mlexp.metrics import resolve_objective, score
-from mlexp.splitting import HoldOut, split_test
-from mlexp.transformers import LogTransformer
+from mlexp.evaluation.metrics import resolve_objective, score
+from mlexp.evaluation.splitting import HoldOut, split_test
+from mlexp.pipeline.transformers import LogTransformer
 from conftest import compose
 
 

@@ -67,8 +67,8 @@ class _EpochReport(Callback):
         self.metric = metric
 
     def on_train_begin(self, net, **kwargs):
-        from mlexp.progress import progress
-        from mlexp.reporting import active_reporter
+        from mlexp.reporting.progress import progress
+        from mlexp.reporting.reporter import active_reporter
 
         _, fold = active_reporter()
         where = "final fit" if fold is None else f"fold {fold}"
@@ -78,7 +78,7 @@ class _EpochReport(Callback):
         self._close_bar()
 
     def on_epoch_end(self, net, **kwargs):
-        from mlexp.reporting import active_reporter
+        from mlexp.reporting.reporter import active_reporter
 
         row = net.history[-1]
         bar = getattr(self, "bar_", None)
@@ -104,10 +104,10 @@ class _EpochReport(Callback):
 
 
 def _objective_scorer(metric: str, task: str):
-    """EpochScoring's scorer: the run's objective metric on the validation slice, as mlexp.metrics scores it.
+    """EpochScoring's scorer: the run's objective metric on the validation slice, as mlexp.evaluation.metrics scores it.
 
     Only the one metric is computed (scoring all of them each epoch costs as much as the
-    optimizer steps of a small epoch); averaging follows mlexp.metrics.score.
+    optimizer steps of a small epoch); averaging follows mlexp.evaluation.metrics.score.
     """
 
     def scorer(net, X, y):
@@ -162,7 +162,7 @@ class _TabularNet:
     @property
     def _default_callbacks(self):
         metric = self.objective or ("roc_auc" if self.task == "classification" else "rmse")
-        from mlexp.metrics import LOWER_IS_BETTER
+        from mlexp.evaluation.metrics import LOWER_IS_BETTER
 
         callbacks = [
             ("epoch_timer", EpochTimer()),

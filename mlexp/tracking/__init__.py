@@ -3,7 +3,7 @@
 A tracker is the object that ``tracking._target_`` names. Every tracker has
 ``log_run(run_dir, cfg, metrics, epochs)``; a tracker that groups the jobs of a sweep also
 has ``start_sweep(sweep_dir)``, ``log_sweep(sweep_dir)`` and ``log_failed_job(job_dir, cfg, error)``,
-which mlexp's Hydra callback calls (mlexp.callbacks).
+which mlexp's Hydra callback calls (mlexp.reporting.callbacks).
 """
 
 import logging

@@ -3,7 +3,7 @@
 from typing import Any, Dict, Optional
 
 from mlexp.errors import MlexpError
-from mlexp.reporting import Reporter
+from mlexp.reporting.reporter import Reporter
 
 __all__ = ["TrialReporter", "trial_reporter"]
 

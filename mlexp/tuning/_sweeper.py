@@ -68,7 +68,7 @@ class TunerSettings:
 
 def study_direction(cfg: DictConfig) -> Tuple[str, str]:
     """(metric, direction) the job will settle, worked out before any job runs."""
-    from mlexp.metrics import LOWER_IS_BETTER, resolve_objective
+    from mlexp.evaluation.metrics import LOWER_IS_BETTER, resolve_objective
 
     metric, direction = cfg.objective.metric, cfg.objective.direction
     if direction in ("minimize", "maximize"):

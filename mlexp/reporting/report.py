@@ -37,6 +37,7 @@ def write_report(
     test_predictions: Any = None,
     class_names: Optional[Sequence[str]] = None,
     title: str = "",
+    sections: Sequence[Any] = (),
 ) -> Path:
     """Write ``report.md`` and ``plots/*.png`` in ``run_dir``; returns the report's path.
 
@@ -48,7 +49,7 @@ def write_report(
     plots.mkdir(parents=True, exist_ok=True)
     metric, direction = metrics["objective_metric"], metrics["direction"]
     train = cv.train_summary() if cv.train_folds else {}
-    warnings = report_warnings(metrics["cv"], train, metric)
+    warnings = report_warnings(metrics["cv"], train, metric) + [w for s in sections for w in s.warnings]
     names = [str(c) for c in class_names] if class_names else None
 
     figures: List[tuple] = [("Scores per fold", _fold_scores(metrics["cv"], train, plots / "fold_scores.png"))]
@@ -92,6 +93,8 @@ def write_report(
     if (run_dir / "training_curves.png").is_file():
         lines += ["## Training curves", "", "![Training curves](training_curves.png)", ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    for section in sections:
+        lines += [f"## {section.title}", "", *section.lines, ""]
     timings = metrics.get("timings", {})
     if timings:
         lines += ["## Timings", "", "| step | seconds |", "|---|---:|"]

@@ -2,7 +2,7 @@
 
 An `ensemble` option names a scikit-learn meta-estimator by `_target_` (its `regressor:`
 counterpart for regression), like a model option. Its members are built by
-`mlexp.models.build_model`, so each keeps its classification/regression form and checks:
+`mlexp.models.model.build_model`, so each keeps its classification/regression form and checks:
 - a class taking `estimator` (bagging, AdaBoost) wraps the selected `model` option;
 - a class taking `estimators` (voting, stacking) gets the model options named in
   `members`, loaded by Hydra from the same config search path (user config dirs included),
@@ -32,7 +32,7 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     from hydra.utils import get_class
     from sklearn.base import is_classifier
 
-    from mlexp.models import build_model, checked_params
+    from mlexp.models.model import build_model, checked_params
 
     ens = cfg.ensemble
     target = ens.get("classifier" if task == "classification" else "regressor") or ens._target_
@@ -129,7 +129,7 @@ def member_cv(cfg: DictConfig, pipeline: Any, X, y, splitter: Any, task: str, n_
     from sklearn.base import clone
 
     from mlexp.evaluation import CVResult
-    from mlexp.metrics import score
+    from mlexp.evaluation.metrics import score
 
     if not (cfg.get("ensemble") is not None and cfg.ensemble.get("_target_")):
         return None
@@ -153,7 +153,7 @@ def member_cv(cfg: DictConfig, pipeline: Any, X, y, splitter: Any, task: str, n_
 
 
 def _members(cfg: DictConfig, task: str, n_jobs: Optional[int], context: Optional[dict]) -> List[Tuple[str, Any]]:
-    from mlexp.models import build_model
+    from mlexp.models.model import build_model
 
     names = cfg.ensemble.get("members")
     if OmegaConf.is_dict(names) or isinstance(names, str) or not names:

@@ -50,7 +50,7 @@ class LeaderboardCallback(Callback):
         from hydra.core.utils import JobStatus
         from hydra.types import RunMode
 
-        from mlexp.leaderboard import build_leaderboard
+        from mlexp.reporting.leaderboard import build_leaderboard
 
         if config.hydra.mode != RunMode.MULTIRUN:
             return
@@ -74,7 +74,7 @@ class LeaderboardCallback(Callback):
 
     def _finish(self, config: DictConfig) -> None:
         """The final leaderboard, printed, and the sweep's tracking parent brought up to date."""
-        from mlexp.leaderboard import build_leaderboard
+        from mlexp.reporting.leaderboard import build_leaderboard
 
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = build_leaderboard(sweep_dir)
@@ -84,7 +84,7 @@ class LeaderboardCallback(Callback):
             tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
 
     def _print(self, sweep_dir: Path, rows: list) -> None:
-        from mlexp.leaderboard import LEADERBOARD_CSV, format_table
+        from mlexp.reporting.leaderboard import LEADERBOARD_CSV, format_table
 
         self._printed = True
         print(f"\nleaderboard ({len(rows)} jobs): {sweep_dir / LEADERBOARD_CSV}\n{format_table(rows, self.top)}",

@@ -1,4 +1,4 @@
-"""Build the estimator a `model` option names, in its classification or regression form."""
+"""Build the estimator one `model` option names, in its classification or regression form."""
 
 import inspect
 import logging
@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
 
-__all__ = ["build_estimator", "build_model", "checked_params", "model_params", "RESERVED_KEYS"]
+__all__ = ["build_model", "checked_params", "model_params", "RESERVED_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,6 @@ def model_params(model_cfg: DictConfig) -> Dict[str, Any]:
     for key in ("_target_", *RESERVED_KEYS):
         params.pop(key, None)
     return params
-
-
-def build_estimator(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, context: Optional[dict] = None) -> Any:
-    """The pipeline's final estimator: the `model` option, or an `ensemble` composed from model options."""
-    ensemble = cfg.get("ensemble")
-    if ensemble is not None and ensemble.get("_target_"):
-        from mlexp.ensembles import build_ensemble
-
-        return build_ensemble(cfg, task, n_jobs=n_jobs, context=context or {})
-    return build_model(cfg.model, task, n_jobs=n_jobs, context=context)
 
 
 def build_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = None, context: Optional[dict] = None) -> Any:

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from mlexp.errors import MlexpError
-from mlexp.metrics import score
-from mlexp.reporting import Reporter, reporting_fold
+from mlexp.evaluation.metrics import score
+from mlexp.reporting.reporter import Reporter, reporting_fold
 
 __all__ = [
     "CVResult", "Predictions", "cross_validate", "fit_and_test", "check_fit_preconditions", "check_missing_values",
@@ -36,6 +36,9 @@ class Predictions:
     fold: np.ndarray
     scores: Optional[np.ndarray] = None
     scores_kind: Optional[str] = None
+    # Row positions of these predictions in the rows they were made for (the development rows for
+    # out-of-fold predictions, the test rows for the test split): lines them up with facets, weights...
+    index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -75,7 +78,7 @@ def cross_validate(
     """
     from sklearn.base import clone
 
-    from mlexp.progress import progress
+    from mlexp.reporting.progress import progress
 
     result = CVResult()
     y_array = y.to_numpy()
@@ -95,7 +98,7 @@ def cross_validate(
         recorder = _Recorder(model)
         scores = score(recorder, X.iloc[validation], y_array[validation], task, n_classes)
         result.folds.append(scores)
-        kept.append(recorder.predictions(y_array[validation], fold, task, n_classes))
+        kept.append(recorder.predictions(y_array[validation], fold, task, n_classes, index=validation))
         if train_scores:
             rows = _capped(train, TRAIN_SCORE_ROWS, seed=fold)
             result.train_folds.append(score(model, X.iloc[rows], y_array[rows], task, n_classes))
@@ -148,18 +151,21 @@ class _Recorder:
 
         return call
 
-    def predictions(self, y_true: np.ndarray, fold: int, task: str, n_classes: Optional[int]) -> Predictions:
+    def predictions(self, y_true: np.ndarray, fold: int, task: str, n_classes: Optional[int],
+                    index: Optional[np.ndarray] = None) -> Predictions:
         folds = np.full(len(y_true), fold)
+        index = np.arange(len(y_true)) if index is None else np.asarray(index)
         if task == "regression":
-            return Predictions(y_true, self.outputs["predict"], folds)
+            return Predictions(y_true, self.outputs["predict"], folds, index=index)
         proba = self.outputs.get("predict_proba")
         if proba is not None and n_classes is not None and proba.shape[1] == n_classes:
-            return Predictions(y_true, np.argmax(proba, axis=1), folds, proba, "proba")
+            return Predictions(y_true, np.argmax(proba, axis=1), folds, proba, "proba", index=index)
         predicted = self.outputs.get("predict")
         if predicted is None:  # score() took the labels from the probabilities (n_classes unknown)
             predicted = np.argmax(proba, axis=1)
         decision = self.outputs.get("decision_function")
-        return Predictions(y_true, predicted, folds, decision, "decision" if decision is not None else None)
+        return Predictions(y_true, predicted, folds, decision, "decision" if decision is not None else None,
+                           index=index)
 
 
 def _capped(rows: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -178,6 +184,7 @@ def _concatenate(parts: List[Predictions]) -> Optional[Predictions]:
         fold=np.concatenate([p.fold for p in parts]),
         scores=np.concatenate([p.scores for p in parts]) if with_scores else None,
         scores_kind=parts[0].scores_kind if with_scores else None,
+        index=np.concatenate([p.index for p in parts]),
     )
 
 

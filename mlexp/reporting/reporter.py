@@ -4,7 +4,7 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
-__all__ = ["Reporter", "reporter_for", "active_reporter", "reporting_fold"]
+__all__ = ["Reporter", "active_reporter", "reporting_fold"]
 
 log = logging.getLogger("mlexp")
 
@@ -35,15 +35,6 @@ class Reporter:
 
     def should_prune(self) -> bool:
         return False
-
-
-def reporter_for(cfg: Any, metric: str, direction: str) -> Reporter:
-    """The plain Reporter, or, when the tuner set `trial`, one bound to that Optuna trial."""
-    if cfg.get("trial"):
-        from mlexp.tuning import trial_reporter
-
-        return trial_reporter(cfg, metric, direction)
-    return Reporter(metric, direction)
 
 
 # The reporter of the fit in progress. Estimators reach it through active_reporter() rather
