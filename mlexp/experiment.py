@@ -1,20 +1,23 @@
 """One experiment, start to finish: `run(cfg)` is what the CLI calls and what notebooks and tests call."""
 
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
 
-__all__ = ["run", "run_train", "RunResult"]
+__all__ = ["run", "run_train", "RunResult", "METRICS_FILE", "LINEAGE_FILE"]
 
 log = logging.getLogger("mlexp")
+
+METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
+# A stopped run's metrics, renamed so that no script takes them for a finished run's.
+INCOMPLETE_METRICS_FILE = "metrics.incomplete.json"
 
 
 @dataclass
@@ -38,33 +41,56 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
 
     Writes metrics.json, lineage.json and model.skops (+ model.json) to ``run_dir``
     (Hydra's run directory by default) and returns the objective with everything written.
+    A ``run_dir`` given here is claimed as the CLI claims its own: never an earlier run's
+    directory unless ``overwrite=true`` (mlexp.rundir).
     """
+    from mlexp import rundir
+
+    claimed = None
+    if run_dir is None:
+        run_dir = _hydra_run_dir()  # claimed before Hydra wrote into it (rundir.RunDirCallback)
+    else:
+        claimed = run_dir = rundir.claim(Path(run_dir), overwrite=bool(cfg.get("overwrite", False)), key="run_dir")
+    try:
+        return _run_in(cfg, run_dir, reporter)
+    finally:
+        if claimed is not None:
+            rundir.release(claimed)
+
+
+def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any) -> RunResult:
     from mlexp import lineage as lin
     from mlexp.instance import resolve_resources
 
-    run_dir = Path(run_dir) if run_dir is not None else _hydra_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    started, t0 = lin.now_iso(), time.perf_counter()
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    t0 = time.perf_counter()
     resources = resolve_resources(cfg.instance)
-    lineage: Dict[str, Any] = {
-        "status": "running",
-        "started": started,
-        "git": lin.git_state(Path(os.getcwd())),
-        "config_hash": lin.config_hash(resolved),
-        "overrides": _hydra_overrides(),
-        "instance": {**resources.profile, "n_jobs": resources.n_jobs, "device": resources.device,
-                     "cpu_fallback": resources.fallback},
-        "packages": lin.package_versions(),
-    }
-    _write_json(run_dir / "lineage.json", lineage)
+    data_path = lin.data_file(cfg.data)
+    lineage = lin.start_record(cfg, inputs=[data_path] if data_path else [])
+    lineage["instance"] = {**resources.profile, "n_jobs": resources.n_jobs, "device": resources.device,
+                           "cpu_fallback": resources.fallback}
+    lin.write_json(run_dir / LINEAGE_FILE, lineage)
     try:
         return _run(cfg, run_dir, reporter, lineage, resources, t0)
     except BaseException as err:
         # Keep the record of what was attempted: the run directory says why it stopped.
-        lineage.update(status="failed", finished=lin.now_iso(), error=f"{type(err).__name__}: {err}")
-        _write_json(run_dir / "lineage.json", lineage)
+        if lineage["status"] != "completed":
+            if isinstance(err, KeyboardInterrupt):
+                _stopped(run_dir, lineage, "interrupted", "interrupted by the user (Ctrl-C, SIGINT)")
+            else:
+                _stopped(run_dir, lineage, "failed", f"{type(err).__name__}: {err}")
         raise
+
+
+def _stopped(run_dir: Path, lineage: Dict[str, Any], status: str, error: str) -> None:
+    """Record a run that did not complete; a metrics.json it already wrote must not pass for a finished run's."""
+    from mlexp import lineage as lin
+
+    metrics = run_dir / METRICS_FILE
+    if lineage["status"] == "running" and metrics.is_file():
+        metrics.replace(run_dir / INCOMPLETE_METRICS_FILE)
+        lineage["metrics"] = INCOMPLETE_METRICS_FILE
+    lin.write_json(run_dir / LINEAGE_FILE, lin.finish(lineage, status, error=error))
 
 
 def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float) -> RunResult:
@@ -86,11 +112,17 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     timings: Dict[str, float] = {}
     with threadpool_limits(limits=resources.n_jobs):
         step = time.perf_counter()
+        data_path = lin.data_file(cfg.data)
+        read = lin.file_fingerprint(data_path) if data_path and data_path.is_file() else None
         dataset = load_dataset(cfg.data, task=cfg.task)
         timings["load_seconds"] = time.perf_counter() - step
         task = dataset.task
         lineage["data"] = {"name": dataset.name, "task": task, "roles": dataset.roles.as_dict(),
                            "classes": dataset.class_names, **lin.data_fingerprint(dataset.features, dataset.target)}
+        if read is not None:  # the file as read: changed while loading means the fingerprint is not of these rows
+            lineage["data"]["file"] = {**read, "changed_while_read": lin.file_changed(read)}
+            if lineage["data"]["file"]["changed_while_read"]:
+                log.warning("data file %s changed while it was read; lineage.json records that", data_path)
         metric, direction = resolve_objective(cfg.objective.metric, cfg.objective.direction, task)
         steps = load_steps(cfg)  # bias, explanations, baseline...: checked now, run after the final fit
         check_steps(steps, cfg, dataset)
@@ -155,19 +187,20 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         "timings": timings,
         "estimated_cost_usd": estimated_cost(resources.profile.get("price_per_hour"), timings["total_seconds"]),
     }
-    _write_json(run_dir / "metrics.json", metrics)
-    lineage.update(status="completed", finished=lin.now_iso(), estimated_cost_usd=metrics["estimated_cost_usd"])
-    _write_json(run_dir / "lineage.json", lineage)
+    lin.write_json(run_dir / METRICS_FILE, metrics)
     if cfg.get("report", True):  # report.md + plots/ from the kept predictions (docs/reports.md)
         from mlexp.reporting.report import write_report
 
         write_report(run_dir, metrics, cv, test_predictions, dataset.class_names,
                      title=" ".join(lineage["overrides"]), sections=sections)
+    # Completed only now that every file of the run is written (trackers copy lineage.json as it is).
+    lin.write_json(run_dir / LINEAGE_FILE,
+                   lin.finish(lineage, "completed", estimated_cost_usd=metrics["estimated_cost_usd"]))
     if cfg.get("tracking") and cfg.tracking.get("_target_"):  # tracking=mlflow|tensorboard (docs/tracking.md)
         from mlexp.tracking import track_run
 
         track_run(cfg, run_dir, metrics, reporter.epochs)
-    print_summary(metrics, run_dir, cfg)
+    print_summary(metrics, run_dir, cfg, fitted)
     return RunResult(objective, metric, direction, metrics, lineage, fitted, run_dir)
 
 
@@ -203,16 +236,3 @@ def _hydra_run_dir() -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     raise MlexpError("run(cfg) outside the mlexp entrypoint needs run_dir=<a directory for the outputs>.")
-
-
-def _hydra_overrides() -> list:
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def _write_json(path: Path, content: Dict[str, Any]) -> None:
-    # Written to a temporary name and renamed, so a crash never leaves half a file.
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(content, indent=2, default=str))
-    temporary.replace(path)

@@ -78,6 +78,8 @@ class MlexpConfig:
     save_model: bool = True
     # Write report.md and plots/ in the run directory (mlexp.reporting.report).
     report: bool = True
+    # Reuse an earlier run's directory (hydra.run.dir=<it>), deleting its files first (mlexp.rundir).
+    overwrite: bool = False
     # The tracking group (conf/tracking/*.yaml): the tracker's _target_ and its options.
     tracking: Any = None
     # Set by the tuner for each job: which Optuna trial this run is (storage, study, number).

@@ -10,8 +10,8 @@ import pytest
 from conftest import run_cli
 
 
-def _fails(workdir: Path, args, *fragments, code=2):
-    done = run_cli(args + ["hydra.run.dir=run"], cwd=workdir, check=False)
+def _fails(workdir: Path, args, *fragments, code=2, run_dir="run"):
+    done = run_cli(args + [f"hydra.run.dir={run_dir}"], cwd=workdir, check=False)
     assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
     message = done.stderr
     for fragment in fragments:
@@ -79,7 +79,7 @@ def test_smote_with_fewer_minority_rows_than_neighbours(workdir):
 def test_classifier_on_a_continuous_target(workdir):
     _fails(workdir, ["data=diabetes", "task=classification"], "looks continuous", "task=regression")
     _fails(workdir, ["data=diabetes", "model=logreg", "splitter=kfold"], "is a classifier and has no regression form",
-           "model=linear")
+           "model=linear", run_dir="run2")  # a new directory: an earlier run's is never reused
 
 
 def test_stratified_split_on_regression(workdir):

@@ -20,7 +20,7 @@ def test_mlflow_sweep_is_a_parent_run_with_job_children(tmp_path):
     # Job 1 (instance.vcpus=0) fails before the experiment starts: a FAILED child with its error.
     done = run_cli(["-m", "tracking=mlflow", "instance.vcpus=2,0", "splitter.n_splits=3", "hydra.sweep.dir=sweep"],
                    cwd=tmp_path, env=env, check=False)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr  # a job failed: one paragraph, exit 2
     sweep = tmp_path / "sweep"
     # Default store: embedded SQLite in the working directory, no server.
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()

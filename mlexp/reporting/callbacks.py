@@ -1,8 +1,12 @@
 """mlexp's Hydra callback: a sweep's leaderboard after every job, failed jobs recorded, sweep tracking.
 
 Registered in conf/config.yaml under ``hydra.callbacks``. The leaderboard is rebuilt in
-``on_job_end`` (at most every few seconds), not only at the end, because Hydra's basic sweeper raises on the first
-failed job after the sweep and then never calls ``on_multirun_end``.
+``on_job_end`` (at most every few seconds), not only at the end, because a sweep that stops
+early (an unexpected error, Ctrl-C) never calls ``on_multirun_end``; an exit hook finishes it then.
+
+Under Hydra's basic sweeper, a job that fails with an mlexp error (one the user can fix, already
+logged once when it happened) is recorded as failed and the sweep goes on; the sweep then ends
+with one paragraph and exit status 2, instead of Hydra re-raising that error as a traceback.
 """
 
 import json
@@ -15,9 +19,22 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-__all__ = ["LeaderboardCallback"]
+__all__ = ["LeaderboardCallback", "note_sweep_stopped"]
 
 log = logging.getLogger("mlexp")
+
+# Sweepers that raise a failed job's error once the sweep is over (Hydra's basic sweeper).
+FAIL_FAST_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.",)
+_stopped_by: Optional[str] = None  # why the sweep of this process stopped early, when known
+
+
+def note_sweep_stopped(reason: Any) -> None:
+    """Tell the exit hook why the sweep stopped (an exception or words), so its leaderboard can say it."""
+    global _stopped_by
+    if reason is None or _stopped_by is not None:
+        return
+    text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+    _stopped_by = text.strip().splitlines()[0][:300] if text.strip() else None
 
 
 class LeaderboardCallback(Callback):
@@ -62,6 +79,9 @@ class LeaderboardCallback(Callback):
             _record_failure(job_dir, error, list(config.hydra.overrides.task))
             if tracker is not None:
                 tracker.log_failed_job(job_dir, config, error)
+            if _is_mlexp_error(job_return) and _fails_fast(config):
+                # Recorded above and logged when it happened: Hydra must not re-raise it as a traceback.
+                job_return.status, job_return.return_value = JobStatus.COMPLETED, None
         if time.monotonic() - self._last_build < self.min_interval:
             return
         rows = build_leaderboard(sweep_dir)
@@ -70,31 +90,43 @@ class LeaderboardCallback(Callback):
             tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._finish(config)
+        rows = self._finish(config)
+        failed = [row for row in rows if row["status"] == "failed"]
+        if failed and _fails_fast(config):
+            print(f"\nmlexp: error: {len(failed)} of {len(rows)} jobs failed (job "
+                  f"{', '.join(str(row['job']) for row in failed)}); each error is in the leaderboard above and in "
+                  "its job's mlexp.log. Fix the cause and run the failed combinations again.", file=sys.stderr)
+            sys.exit(2)
 
-    def _finish(self, config: DictConfig) -> None:
+    def _finish(self, config: DictConfig, stopped_by: Optional[str] = None) -> list:
         """The final leaderboard, printed, and the sweep's tracking parent brought up to date."""
         from mlexp.reporting.leaderboard import build_leaderboard
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = build_leaderboard(sweep_dir)
-        self._print(sweep_dir, rows)
+        rows = build_leaderboard(sweep_dir, stopped_by=stopped_by)
+        self._print(sweep_dir, rows, stopped_by)
         tracker = _sweep_tracker(config)
         if tracker is not None:
             tracker.log_sweep(sweep_dir, best=rows[0]["objective"] if rows and rows[0]["rank"] else None)
+        return rows
 
-    def _print(self, sweep_dir: Path, rows: list) -> None:
+    def _print(self, sweep_dir: Path, rows: list, stopped_by: Optional[str]) -> None:
         from mlexp.reporting.leaderboard import LEADERBOARD_CSV, format_table
 
         self._printed = True
-        print(f"\nleaderboard ({len(rows)} jobs): {sweep_dir / LEADERBOARD_CSV}\n{format_table(rows, self.top)}",
-              flush=True)
+        if not rows:
+            print(f"\nleaderboard: no job ran; the sweep stopped before its first job "
+                  f"({stopped_by or 'see the error above'}).", flush=True)
+            return
+        stopped = f"; the sweep stopped early ({stopped_by})" if stopped_by else ""
+        print(f"\nleaderboard ({len(rows)} jobs{stopped}): {sweep_dir / LEADERBOARD_CSV}\n"
+              f"{format_table(rows, self.top)}", flush=True)
 
     def _finish_at_exit(self, config: DictConfig) -> None:
         if self._printed or not Path(config.hydra.sweep.dir).is_dir():
             return
         try:
-            self._finish(config)
+            self._finish(config, stopped_by=_stopped_by or "stopped before the sweep's end")
         except Exception as err:  # noqa: BLE001 - at exit, a report must not mask the sweep's own error
             print(f"leaderboard: not rebuilt ({type(err).__name__}: {err})", file=sys.stderr)
 
@@ -108,6 +140,21 @@ def _sweep_tracker(config: DictConfig) -> Optional[Any]:
 
     tracker = tracker_for(config)
     return tracker if hasattr(tracker, "start_sweep") else None
+
+
+def _fails_fast(config: DictConfig) -> bool:
+    """Whether the sweep re-raises a failed job's error. A tuner's job (it carries its `trial`) is composed
+    without the tuner's settings, so its own config names Hydra's basic sweeper: the trial decides."""
+    from omegaconf import OmegaConf
+
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
+    return target.startswith(FAIL_FAST_SWEEPERS) and not config.get("trial")
+
+
+def _is_mlexp_error(job_return: Any) -> bool:
+    from mlexp.errors import MlexpError
+
+    return isinstance(getattr(job_return, "_return_value", None), MlexpError)
 
 
 def _error_text(job_return: Any) -> str:

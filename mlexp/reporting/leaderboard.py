@@ -19,7 +19,7 @@ __all__ = ["collect_jobs", "build_leaderboard", "format_table", "main", "LEADERB
 
 LEADERBOARD_CSV = "leaderboard.csv"
 LEADERBOARD_MD = "leaderboard.md"
-_STATUS_ORDER = {"completed": 0, "pruned": 1, "failed": 2, "running": 3, "incomplete": 4}
+_STATUS_ORDER = {"completed": 0, "pruned": 1, "failed": 2, "interrupted": 3, "running": 4, "incomplete": 5}
 
 
 def collect_jobs(sweep_dir: Path) -> List[Dict[str, Any]]:
@@ -61,8 +61,11 @@ def collect_jobs(sweep_dir: Path) -> List[Dict[str, Any]]:
     return rows
 
 
-def build_leaderboard(sweep_dir: Path, write: bool = True) -> List[Dict[str, Any]]:
-    """Rows sorted best first (completed jobs by objective, then pruned, failed, unfinished); writes the files."""
+def build_leaderboard(sweep_dir: Path, write: bool = True, stopped_by: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Rows sorted best first (completed jobs by objective, then pruned, failed, unfinished); writes the files.
+
+    ``stopped_by``: why the sweep stopped early, when it did; leaderboard.md says it.
+    """
     from mlexp.errors import MlexpError
 
     sweep_dir = Path(sweep_dir)
@@ -71,7 +74,7 @@ def build_leaderboard(sweep_dir: Path, write: bool = True) -> List[Dict[str, Any
     rows = _sorted(collect_jobs(sweep_dir))
     if write:
         _write_csv(rows, sweep_dir / LEADERBOARD_CSV)
-        _atomic_write(sweep_dir / LEADERBOARD_MD, _markdown(rows, sweep_dir))
+        _atomic_write(sweep_dir / LEADERBOARD_MD, _markdown(rows, sweep_dir, stopped_by))
     return rows
 
 
@@ -167,7 +170,7 @@ def _write_csv(rows: List[Dict[str, Any]], path: Path) -> None:
     temporary.replace(path)  # jobs in parallel workers rebuild it too: never a half-written file
 
 
-def _markdown(rows: List[Dict[str, Any]], sweep_dir: Path) -> str:
+def _markdown(rows: List[Dict[str, Any]], sweep_dir: Path, stopped_by: Optional[str] = None) -> str:
     metrics = []
     for row in rows:
         metrics += [k[3:-5] for k in row if k.startswith("cv_") and k.endswith("_mean") and k[3:-5] not in metrics]
@@ -179,9 +182,13 @@ def _markdown(rows: List[Dict[str, Any]], sweep_dir: Path) -> str:
     varying = _varying_overrides(rows)
     shared = _shared_overrides(rows)
     common = " ".join(o for o in rows[0]["overrides"].split() if o in shared) if rows else ""
+    if not rows:
+        return (f"# Leaderboard: {sweep_dir}\n\nNo job ran: the sweep stopped before its first job"
+                f"{f' ({stopped_by})' if stopped_by else ''}.\n")
     lines = [
         f"# Leaderboard: {sweep_dir}",
         "",
+        *([f"The sweep stopped early: {stopped_by}.", ""] if stopped_by else []),
         f"{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ". "
         + (f"Sorted by {objective} ({direction}), CV mean ± std." if objective else ""),
         "",

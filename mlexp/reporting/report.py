@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["write_report", "report_warnings", "REPORT_FILE", "PLOTS_DIR"]
+__all__ = ["write_report", "report_warnings", "new_figure", "REPORT_FILE", "PLOTS_DIR", "FONT", "LABEL_FONT", "TITLE_FONT"]
 
 log = logging.getLogger("mlexp")
 
@@ -28,6 +28,10 @@ ERRORS = {"rmse", "mae", "log_loss"}
 MAX_POINTS = 5000  # scatter plots draw at most this many points
 MAX_CURVE_CLASSES = 10  # one-vs-rest ROC/PR curves up to this many classes
 DPI = 90
+# Font sizes in points: legible at the PNG's own size (a 9-inch figure at 90 dpi), not only zoomed in.
+FONT = 9  # tick labels, legends
+LABEL_FONT = 10  # axis labels
+TITLE_FONT = 11  # panel titles
 
 
 def write_report(
@@ -140,7 +144,8 @@ def report_warnings(cv: Dict[str, Any], train: Dict[str, Any], metric: str) -> L
 # ---- plots ---------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure of ``width`` x ``height`` inches at the report's resolution (no pyplot)."""
     from matplotlib.figure import Figure
 
     # No layout engine: constrained/tight layout double the time to save, and the report is
@@ -162,7 +167,7 @@ def _fold_scores(cv: Dict[str, Any], train: Dict[str, Any], path: Path) -> Optio
     if not shown:
         return None
     panels = [group for group in ([m for m in shown if m not in ERRORS], [m for m in shown if m in ERRORS]) if group]
-    figure = _figure(1.1 + 1.1 * len(shown) + 0.6 * len(panels), 3.4)
+    figure = new_figure(1.3 + 1.2 * len(shown) + 0.6 * len(panels), 3.8)
     widths = [len(group) for group in panels]
     axes = figure.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": widths})[0]
     figure.subplots_adjust(left=0.08 if len(panels) > 1 else 0.12, right=0.98, bottom=0.15, top=0.88, wspace=0.3)
@@ -178,12 +183,12 @@ def _fold_scores(cv: Dict[str, Any], train: Dict[str, Any], path: Path) -> Optio
                 fit = [v for v in train[metric]["folds"] if v is not None]
                 ax.plot(np.full(len(fit), x + 0.12), fit, "s", mfc="none", color="C1", alpha=0.8,
                         label="training fold" if x == 0 else None)
-        ax.set_xticks(range(len(group)), group, fontsize=8)
+        ax.set_xticks(range(len(group)), group, fontsize=FONT)
         ax.set_xlim(-0.6, len(group) - 0.4)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", labelsize=FONT)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=6, loc="lower left")
-    figure.suptitle(f"scores per fold ({len(cv[shown[0]]['folds'])} folds)", fontsize=9)
+    axes[0].legend(fontsize=FONT, loc="lower left")
+    figure.suptitle(f"scores per fold ({len(cv[shown[0]]['folds'])} folds)", fontsize=TITLE_FONT)
     return _save(figure, path)
 
 
@@ -191,14 +196,15 @@ def _confusion(pred: Any, names: List[str], path: Path) -> Path:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = min(3.2 + 0.45 * len(names), 10)
-    figure = _figure(size, size * 0.9)
+    figure = new_figure(size, size * 0.9)
     ax = figure.subplots()
     figure.subplots_adjust(left=0.22, right=0.97, bottom=0.2, top=0.92)
     ConfusionMatrixDisplay.from_predictions(
         pred.y_true, pred.y_pred, labels=np.arange(len(names)), display_labels=names, ax=ax, colorbar=False,
         xticks_rotation="vertical" if len(names) > 4 else "horizontal",
     )
-    ax.set_title("confusion matrix, out-of-fold", fontsize=9)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title("confusion matrix, out-of-fold", fontsize=TITLE_FONT)
     return _save(figure, path)
 
 
@@ -206,9 +212,9 @@ def _curves(oof: Any, test: Any, names: List[str], path: Path) -> Path:
     """ROC (left) and precision-recall (right): binary for the positive class, else one-vs-rest per class."""
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
-    figure = _figure(9.2, 4.0)
+    figure = new_figure(10.0, 4.8)
     axes = figure.subplots(1, 2)
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.91, wspace=0.22)
     sets = [("out-of-fold", oof)] + ([("test", test)] if _has_scores(test, oof) else [])
     for ax, display in zip(axes, (RocCurveDisplay, PrecisionRecallDisplay)):
         for label, pred in sets:
@@ -222,14 +228,16 @@ def _curves(oof: Any, test: Any, names: List[str], path: Path) -> Path:
                 display.from_predictions(y, s, name=name, ax=ax)
                 if label == "test":  # set afterwards: the style keyword changed across scikit-learn versions
                     ax.lines[-1].set_linestyle("--")
-        ax.legend(fontsize=6)
-    axes[0].set_xlabel("false positive rate", fontsize=8)
-    axes[0].set_ylabel("true positive rate", fontsize=8)
-    axes[1].set_xlabel("recall", fontsize=8)
-    axes[1].set_ylabel("precision", fontsize=8)
+        entries = len(ax.get_legend_handles_labels()[0])
+        ax.legend(fontsize=FONT, ncol=2 if entries > 8 else 1)
+        ax.tick_params(labelsize=FONT)
+    axes[0].set_xlabel("false positive rate", fontsize=LABEL_FONT)
+    axes[0].set_ylabel("true positive rate", fontsize=LABEL_FONT)
+    axes[1].set_xlabel("recall", fontsize=LABEL_FONT)
+    axes[1].set_ylabel("precision", fontsize=LABEL_FONT)
     suffix = f", positive class {names[1]}" if len(names) == 2 else ", one-vs-rest"
-    axes[0].set_title("ROC" + suffix, fontsize=9)
-    axes[1].set_title("precision-recall" + suffix, fontsize=9)
+    axes[0].set_title("ROC" + suffix, fontsize=TITLE_FONT)
+    axes[1].set_title("precision-recall" + suffix, fontsize=TITLE_FONT)
     return _save(figure, path)
 
 
@@ -241,7 +249,7 @@ def _regression(oof: Any, test: Any, path: Path) -> Path:
     """Predicted vs actual (left) and residuals vs predicted (right), out-of-fold and test."""
     from sklearn.metrics import PredictionErrorDisplay
 
-    figure = _figure(9.2, 4.0)
+    figure = new_figure(10.0, 4.8)
     axes = figure.subplots(1, 2)
     figure.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     sets = [("out-of-fold", oof, "C0")] + ([("test", test, "C1")] if test is not None else [])
@@ -251,9 +259,12 @@ def _regression(oof: Any, test: Any, path: Path) -> Path:
                 pred.y_true, pred.y_pred, kind=kind, subsample=MAX_POINTS, random_state=0, ax=ax,
                 scatter_kwargs={"alpha": 0.4, "s": 8, "color": color, "label": label},
             )
-        ax.legend(fontsize=7)
-    axes[0].set_title("predicted vs actual", fontsize=9)
-    axes[1].set_title("residuals (actual - predicted)", fontsize=9)
+        ax.legend(fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.xaxis.label.set_fontsize(LABEL_FONT)
+        ax.yaxis.label.set_fontsize(LABEL_FONT)
+    axes[0].set_title("predicted vs actual", fontsize=TITLE_FONT)
+    axes[1].set_title("residuals (actual - predicted)", fontsize=TITLE_FONT)
     return _save(figure, path)
 
 

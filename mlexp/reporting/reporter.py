@@ -12,9 +12,9 @@ log = logging.getLogger("mlexp")
 class Reporter:
     """Receives intermediate objective values; logs them by default.
 
-    Tuning replaces it with one that forwards to an Optuna trial and can ask for the
-    trial to be pruned (`should_prune`). Steps count folds for scikit-learn models and
-    epochs for PyTorch models.
+    ``report`` receives each cross-validation fold's scores, ``report_epoch`` each epoch of a
+    PyTorch model. Tuning replaces it with one that forwards to an Optuna trial and can ask
+    for the trial to be pruned (`should_prune`).
     """
 
     def __init__(self, metric: str, direction: str):
@@ -24,9 +24,10 @@ class Reporter:
         self.epochs: List[Dict[str, float]] = []
 
     def report(self, step: int, value: float, scores: Optional[Dict[str, Optional[float]]] = None) -> None:
+        """The objective (and every score) of cross-validation fold ``step``, once it is scored."""
         self.history[step] = value
         shown = ", ".join(f"{k}={v:.4f}" for k, v in (scores or {}).items() if v is not None)
-        log.info("step %d: %s=%.4f%s", step, self.metric, value, f" ({shown})" if shown else "")
+        log.info("fold %d: %s=%.4f%s", step, self.metric, value, f" ({shown})" if shown else "")
 
     def report_epoch(self, fold: int, epoch: int, values: Dict[str, float]) -> None:
         """Per-epoch values of a PyTorch model (train_loss, valid_loss, the objective metric)."""

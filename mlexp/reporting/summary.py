@@ -8,8 +8,9 @@ from omegaconf import DictConfig
 __all__ = ["print_summary", "format_summary"]
 
 
-def format_summary(metrics: Dict[str, Any], run_dir: Path, cfg: DictConfig) -> str:
-    choices = " ".join(f"{group}={option}" for group, option in _choices(cfg).items())
+def format_summary(metrics: Dict[str, Any], run_dir: Path, cfg: DictConfig, model: Any = None) -> str:
+    """The summary of a finished run; ``model`` (the fitted pipeline) tells whether an optimizer was used."""
+    choices = " ".join(f"{group}={option}" for group, option in _choices(cfg, model).items())
     lines = [
         "",
         f"mlexp  {choices}",
@@ -43,23 +44,54 @@ def _member_lines(metrics: Dict[str, Any]) -> list:
     return lines
 
 
-def print_summary(metrics: Dict[str, Any], run_dir: Path, cfg: DictConfig) -> None:
-    print(format_summary(metrics, run_dir, cfg), flush=True)
+def print_summary(metrics: Dict[str, Any], run_dir: Path, cfg: DictConfig, model: Any = None) -> None:
+    print(format_summary(metrics, run_dir, cfg, model), flush=True)
 
 
 def _num(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _choices(cfg: DictConfig) -> Dict[str, str]:
-    """The selected option of each group (Hydra's runtime choices), or class names outside Hydra."""
+def _choices(cfg: DictConfig, model: Any = None) -> Dict[str, str]:
+    """The options this run was made of: Hydra's runtime choices, or names read from the config outside Hydra.
+
+    The `model` option is left out where an ensemble of `members` does not use it (voting,
+    stacking), and the `optimizer` shown only where a PyTorch model trained with it.
+    """
     from hydra.core.hydra_config import HydraConfig
 
-    groups = ("data", "encoder", "features", "sampler", "splitter", "model", "ensemble", "instance")
-    if HydraConfig.initialized():
-        chosen = HydraConfig.get().runtime.choices
-        shown = {g: str(chosen.get(g)) for g in groups if chosen.get(g) is not None}
-        # List-valued groups are not in Hydra's choices: show the selected features from the config.
-        shown["features"] = "[" + ",".join(cfg.get("features") or {}) + "]"
-        return {g: v for g, v in shown.items() if not (g == "ensemble" and v == "none")}
-    return {"data": cfg.data.name, "model": str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1]}
+    chosen = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+
+    def option(group: str) -> str:
+        if chosen.get(group) is not None:
+            return str(chosen.get(group))
+        node = cfg.get(group)
+        if group == "data":
+            return str(node.name)
+        target = node.get("_target_") if node is not None else None
+        return str(target).rsplit(".", 1)[-1] if target else "none"
+
+    shown = {"data": option("data"), "encoder": option("encoder"),
+             # List-valued groups are not in Hydra's choices: the selected features from the config.
+             "features": "[" + ",".join(cfg.get("features") or {}) + "]",
+             "sampler": option("sampler"), "splitter": option("splitter"), "model": option("model")}
+    ensemble = cfg.get("ensemble")
+    if ensemble is not None and ensemble.get("_target_"):
+        members = [m if isinstance(m, str) else next(iter(m)) for m in ensemble.get("members") or []]
+        if members:  # voting, stacking: the members are the models; `model` is not used
+            del shown["model"]
+            shown["ensemble"] = f"{option('ensemble')}[{','.join(members)}]"
+            if ensemble.get("meta"):
+                shown["meta"] = str(ensemble.meta)
+        else:  # bagging, boosting: copies of `model`
+            shown["ensemble"] = option("ensemble")
+    if model is not None and _trains_with_optimizer(model):
+        shown["optimizer"] = option("optimizer")
+    shown["instance"] = option("instance")
+    return shown
+
+
+def _trains_with_optimizer(model: Any) -> bool:
+    from mlexp.neural import holds_torch_estimator  # by type name: no torch import
+
+    return holds_torch_estimator(model)
