@@ -1,23 +1,28 @@
 """Save and load fitted models safely: skops files (no pickle), with a JSON card beside them."""
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
 from mlexp.errors import MlexpError
 from mlexp.neural import TORCH_SPEC_FILE, holds_torch_estimator, is_torch_estimator  # lazy: no torch import
 
-__all__ = ["save_model", "load_model", "MODEL_FILE", "CARD_FILE"]
+__all__ = ["save_model", "load_model", "skops_io", "MODEL_FILE", "CARD_FILE"]
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model.json"
 # Types a model file may hold: those from these packages load without a prompt.
 TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "mlexp.", "numpy.", "scipy.", "builtins.", "collections.", "functools.")
+# scikit-learn's array-API shims for other array libraries. Importing skops.io lists every
+# scikit-learn estimator by walking all of scikit-learn's packages, and that walk imports these
+# shims, which import the library itself (torch: about 1.5 s). No estimator lives there.
+ARRAY_API_SHIMS = tuple(f"sklearn.externals.array_api_compat.{lib}" for lib in ("torch", "cupy", "dask", "jax"))
 
 
 def save_model(model: Any, directory: Path, card: Dict[str, Any]) -> Path:
     """Write ``model.skops`` and ``model.json`` (task, classes, feature columns, roles)."""
-    import skops.io as sio
+    sio = skops_io()
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / MODEL_FILE
@@ -38,7 +43,7 @@ def save_model(model: Any, directory: Path, card: Dict[str, Any]) -> Path:
 
 def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
     """Load a run's model, trusting only types from known libraries (skops refuses the rest)."""
-    import skops.io as sio
+    sio = skops_io()
 
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
@@ -55,3 +60,24 @@ def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
     card_path = Path(directory) / CARD_FILE
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     return model, card
+
+
+def skops_io() -> Any:
+    """``skops.io``, imported without the array libraries scikit-learn's shims would pull in.
+
+    While skops.io is first imported, the shims not yet loaded are marked missing, so that
+    Python's package walk skips them (it ignores packages that fail to import); they import
+    normally afterwards. A shim already loaded (a PyTorch run) is left as it is.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    hidden = [name for name in ARRAY_API_SHIMS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import skops.io
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return skops.io

@@ -52,18 +52,32 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
     else:
         claimed = run_dir = rundir.claim(Path(run_dir), overwrite=bool(cfg.get("overwrite", False)), key="run_dir")
     try:
-        return _run_in(cfg, run_dir, reporter)
+        return _run_in(cfg, run_dir, reporter, from_cli=claimed is None)
     finally:
         if claimed is not None:
             rundir.release(claimed)
 
 
-def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any) -> RunResult:
+def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any, from_cli: bool = False) -> RunResult:
+    from mlexp.helper import Helper, helper_allowed
+
+    t0 = time.perf_counter()
+    helper = Helper(allowed=from_cli and helper_allowed())  # forked by _run once its libraries are loaded
+    try:
+        result = _recorded(cfg, run_dir, reporter, t0, helper)
+    except BaseException:
+        helper.close(wait=False)
+        raise
+    helper.close()
+    return result
+
+
+def _recorded(cfg: DictConfig, run_dir: Path, reporter: Any, t0: float, helper: Any) -> RunResult:
+    """The run with its lineage record: written as it starts, closed however it ends."""
     from mlexp import lineage as lin
     from mlexp.instance import resolve_resources
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     resources = resolve_resources(cfg.instance)
     data_path = lin.data_file(cfg.data)
     lineage = lin.start_record(cfg, inputs=[data_path] if data_path else [])
@@ -71,7 +85,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any) -> RunResult:
                            "cpu_fallback": resources.fallback}
     lin.write_json(run_dir / LINEAGE_FILE, lineage)
     try:
-        return _run(cfg, run_dir, reporter, lineage, resources, t0)
+        return _run(cfg, run_dir, reporter, lineage, resources, t0, helper)
     except BaseException as err:
         # Keep the record of what was attempted: the run directory says why it stopped.
         if lineage["status"] != "completed":
@@ -93,7 +107,8 @@ def _stopped(run_dir: Path, lineage: Dict[str, Any], status: str, error: str) ->
     lin.write_json(run_dir / LINEAGE_FILE, lin.finish(lineage, status, error=error))
 
 
-def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float) -> RunResult:
+def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float,
+         helper: Any) -> RunResult:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -104,11 +119,13 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     from mlexp.instance import estimated_cost
     from mlexp.evaluation.metrics import resolve_objective
     from mlexp.models import build_estimator, member_cv
+    from mlexp.neural import holds_torch_estimator
     from mlexp.pipeline import build_pipeline
     from mlexp.posttrain import TrainedRun, check_steps, load_steps, run_steps
     from mlexp.evaluation.splitting import split_test
     from mlexp.reporting.summary import print_summary
 
+    helper.start()  # the libraries above are loaded and nothing is fitted yet: the moment to fork it
     timings: Dict[str, float] = {}
     with threadpool_limits(limits=resources.n_jobs):
         step = time.perf_counter()
@@ -163,11 +180,13 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         write_training_curves(reporter.epochs, run_dir, metric)
     if cfg.save_model:
         step = time.perf_counter()
-        save_model(fitted, run_dir, {
-            "task": task, "target": cfg.data.target, "classes": dataset.class_names,
-            "features": list(dataset.features.columns), "roles": dataset.roles.as_dict(),
-            "objective": {"metric": metric, "direction": direction},
-        })
+        card = {"task": task, "target": cfg.data.target, "classes": dataset.class_names,
+                "features": list(dataset.features.columns), "roles": dataset.roles.as_dict(),
+                "objective": {"metric": metric, "direction": direction}}
+        if holds_torch_estimator(fitted):  # torch is loaded here, not in the helper
+            save_model(fitted, run_dir, card)
+        else:
+            helper.call(save_model, fitted, run_dir, card)
         timings["save_seconds"] = time.perf_counter() - step
     trained = TrainedRun(cfg=cfg, run_dir=run_dir, dataset=dataset, dev=dev, test=test, pipeline=pipeline,
                          model=fitted, splitter=splitter, cv=cv, test_predictions=test_predictions,
@@ -175,7 +194,6 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     with threadpool_limits(limits=resources.n_jobs):
         sections = run_steps(steps, trained, timings)
     timings["fold_fit_seconds"] = cv.fit_seconds
-    timings["total_seconds"] = time.perf_counter() - t0
     metrics = {
         "objective": objective,
         "objective_metric": metric,
@@ -184,15 +202,18 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         **({"cv_train": cv.train_summary()} if cv.train_folds else {}),  # scores on (capped) training folds
         **({"members": members} if members is not None else {}),
         "test": test_scores or {},
-        "timings": timings,
-        "estimated_cost_usd": estimated_cost(resources.profile.get("price_per_hour"), timings["total_seconds"]),
+        "timings": timings,  # the total and the cost once the report is written
     }
-    lin.write_json(run_dir / METRICS_FILE, metrics)
     if cfg.get("report", True):  # report.md + plots/ from the kept predictions (docs/reports.md)
         from mlexp.reporting.report import write_report
 
-        write_report(run_dir, metrics, cv, test_predictions, dataset.class_names,
-                     title=" ".join(lineage["overrides"]), sections=sections)
+        step = time.perf_counter()
+        helper.call(write_report, run_dir, metrics, cv, test_predictions, dataset.class_names,
+                    title=" ".join(lineage["overrides"]), sections=sections)
+        timings["report_seconds"] = time.perf_counter() - step
+    timings["total_seconds"] = time.perf_counter() - t0
+    metrics["estimated_cost_usd"] = estimated_cost(resources.profile.get("price_per_hour"), timings["total_seconds"])
+    lin.write_json(run_dir / METRICS_FILE, metrics)
     # Completed only now that every file of the run is written (trackers copy lineage.json as it is).
     lin.write_json(run_dir / LINEAGE_FILE,
                    lin.finish(lineage, "completed", estimated_cost_usd=metrics["estimated_cost_usd"]))

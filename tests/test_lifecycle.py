@@ -87,13 +87,17 @@ def test_ctrl_c_stops_a_pytorch_run(tmp_path):
 
 
 def test_a_run_stopped_after_writing_metrics_leaves_none_that_look_complete(tmp_path, monkeypatch):
-    import mlexp.reporting.report as report
+    import mlexp.lineage as lineage_module
     from mlexp.errors import MlexpError
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    finish = lineage_module.finish
 
-    monkeypatch.setattr(report, "write_report", interrupted)  # Ctrl-C while the report is drawn
+    def interrupted_at_the_end(record, status, **extra):
+        if status == "completed":  # Ctrl-C between metrics.json and the completed lineage record
+            raise KeyboardInterrupt
+        return finish(record, status, **extra)
+
+    monkeypatch.setattr(lineage_module, "finish", interrupted_at_the_end)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run_inprocess(["splitter.n_splits=2", "save_model=false"], run_dir)
