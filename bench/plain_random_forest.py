@@ -1,8 +1,8 @@
 """The plain scikit-learn script mlexp is compared against: the same work, no framework.
 
 Same data (make_classification, same seed), same 10% stratified test split, same stratified
-5-fold CV of StandardScaler + RandomForest, the same six metrics per fold, a final fit on the
-development rows, test scores, and the model saved with skops.
+k-fold CV (--folds, 5 by default) of StandardScaler + RandomForest, the same six metrics per
+fold, a final fit on the development rows, test scores, and the model saved with skops.
 """
 
 import argparse
@@ -14,7 +14,6 @@ import time
 t0 = time.perf_counter()
 import numpy as np  # noqa: E402
 import skops.io as sio  # noqa: E402
-from sklearn import metrics as m  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
@@ -22,21 +21,14 @@ from sklearn.model_selection import StratifiedKFold, train_test_split  # noqa: E
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-
-def scores(model, X, y):
-    proba = model.predict_proba(X)
-    predicted = proba.argmax(axis=1)
-    return {
-        "accuracy": m.accuracy_score(y, predicted), "precision": m.precision_score(y, predicted),
-        "recall": m.recall_score(y, predicted), "f1": m.f1_score(y, predicted),
-        "roc_auc": m.roc_auc_score(y, proba[:, 1]), "log_loss": m.log_loss(y, proba),
-    }
+from _plain import scores  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--trees", type=int, default=50)
+    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="plain_run")
     args = parser.parse_args()
@@ -48,7 +40,7 @@ def main() -> None:
     pipeline = Pipeline([("scale", StandardScaler()), ("model", RandomForestClassifier(
         n_estimators=args.trees, max_features="sqrt", n_jobs=os.cpu_count(), random_state=args.seed))])
     folds = []
-    for train, valid in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(X[dev], y[dev]):
+    for train, valid in StratifiedKFold(args.folds, shuffle=True, random_state=args.seed).split(X[dev], y[dev]):
         model = clone(pipeline).fit(X[dev][train], y[dev][train])
         folds.append(scores(model, X[dev][valid], y[dev][valid]))
     final = clone(pipeline).fit(X[dev], y[dev])
