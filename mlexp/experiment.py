@@ -59,17 +59,14 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
 
 
 def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any, from_cli: bool = False) -> RunResult:
-    from mlexp.helper import Helper, helper_allowed
+    from mlexp.helper import Helper
 
     t0 = time.perf_counter()
-    helper = Helper(allowed=from_cli and helper_allowed())  # forked by _run once its libraries are loaded
+    helper = Helper(allowed=from_cli).start()  # first, before numpy loads: it prepares the save and the report
     try:
-        result = _recorded(cfg, run_dir, reporter, t0, helper)
-    except BaseException:
-        helper.close(wait=False)
-        raise
-    helper.close()
-    return result
+        return _recorded(cfg, run_dir, reporter, t0, helper)
+    finally:
+        helper.close()
 
 
 def _recorded(cfg: DictConfig, run_dir: Path, reporter: Any, t0: float, helper: Any) -> RunResult:
@@ -125,7 +122,6 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     from mlexp.evaluation.splitting import split_test
     from mlexp.reporting.summary import print_summary
 
-    helper.start()  # the libraries above are loaded and nothing is fitted yet: the moment to fork it
     timings: Dict[str, float] = {}
     with threadpool_limits(limits=resources.n_jobs):
         step = time.perf_counter()

@@ -5,6 +5,7 @@ that a run gives the same files and numbers with the helper as without it.
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ QUICK = ["splitter.n_splits=2"]
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "MLEXP_HELPER": "always"}  # forked even on a loaded machine
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def test_skops_is_imported_without_torch():
@@ -40,6 +43,8 @@ def test_the_helper_runs_calls_elsewhere_raises_their_errors_and_survives_its_ow
         from mlexp.helper import Helper, helper_allowed
         assert helper_allowed()                      # a fresh interpreter: no numpy, one thread
         helper = Helper(allowed=True).start()
+        print("BEFORE", helper.call(os.getpid) == os.getpid() or helper.is_ready)  # not ready: done here
+        assert helper.ready(timeout=240)             # skops and matplotlib loaded, at the lowest priority
         print("ELSEWHERE", helper.call(os.getpid) != os.getpid())
         try:
             helper.call(operator.truediv, 1, 0)
@@ -52,12 +57,12 @@ def test_the_helper_runs_calls_elsewhere_raises_their_errors_and_survives_its_ow
         print("ALLOWED", helper_allowed(), Helper(allowed=False).start().connection is None)
     """)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["ELSEWHERE", "True", "RAISED", "True", "HERE", "True", "True",
+    assert done.stdout.split() == ["BEFORE", "True", "ELSEWHERE", "True", "RAISED", "True", "HERE", "True", "True",
                                    "ALLOWED", "False", "True"], done.stdout
 
 
 def test_a_cli_run_writes_the_same_files_and_numbers_with_and_without_the_helper(workdir):
-    run_cli(QUICK + ["hydra.verbose=mlexp", "hydra.run.dir=with"], cwd=workdir)
+    run_cli(QUICK + ["hydra.verbose=mlexp", "hydra.run.dir=with"], cwd=workdir, env={"MLEXP_HELPER": "always"})
     run_cli(QUICK + ["hydra.run.dir=without"], cwd=workdir, env={"MLEXP_HELPER": "0"})
     assert "helper: process" in (workdir / "with" / "mlexp.log").read_text()
 
