@@ -52,28 +52,18 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
     else:
         claimed = run_dir = rundir.claim(Path(run_dir), overwrite=bool(cfg.get("overwrite", False)), key="run_dir")
     try:
-        return _run_in(cfg, run_dir, reporter, from_cli=claimed is None)
+        return _run_in(cfg, run_dir, reporter)
     finally:
         if claimed is not None:
             rundir.release(claimed)
 
 
-def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any, from_cli: bool = False) -> RunResult:
-    from mlexp.helper import Helper
-
-    t0 = time.perf_counter()
-    helper = Helper(allowed=from_cli).start()  # first, before numpy loads: it prepares the save and the report
-    try:
-        return _recorded(cfg, run_dir, reporter, t0, helper)
-    finally:
-        helper.close()
-
-
-def _recorded(cfg: DictConfig, run_dir: Path, reporter: Any, t0: float, helper: Any) -> RunResult:
+def _run_in(cfg: DictConfig, run_dir: Path, reporter: Any) -> RunResult:
     """The run with its lineage record: written as it starts, closed however it ends."""
     from mlexp import lineage as lin
     from mlexp.instance import resolve_resources
 
+    t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     resources = resolve_resources(cfg.instance)
     data_path = lin.data_file(cfg.data)
@@ -82,7 +72,7 @@ def _recorded(cfg: DictConfig, run_dir: Path, reporter: Any, t0: float, helper: 
                            "cpu_fallback": resources.fallback}
     lin.write_json(run_dir / LINEAGE_FILE, lineage)
     try:
-        return _run(cfg, run_dir, reporter, lineage, resources, t0, helper)
+        return _run(cfg, run_dir, reporter, lineage, resources, t0)
     except BaseException as err:
         # Keep the record of what was attempted: the run directory says why it stopped.
         if lineage["status"] != "completed":
@@ -104,8 +94,7 @@ def _stopped(run_dir: Path, lineage: Dict[str, Any], status: str, error: str) ->
     lin.write_json(run_dir / LINEAGE_FILE, lin.finish(lineage, status, error=error))
 
 
-def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float,
-         helper: Any) -> RunResult:
+def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float) -> RunResult:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -116,7 +105,6 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
     from mlexp.instance import estimated_cost
     from mlexp.evaluation.metrics import resolve_objective
     from mlexp.models import build_estimator, member_cv
-    from mlexp.neural import holds_torch_estimator
     from mlexp.pipeline import build_pipeline
     from mlexp.posttrain import TrainedRun, check_steps, load_steps, run_steps
     from mlexp.evaluation.splitting import split_test
@@ -176,13 +164,11 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         write_training_curves(reporter.epochs, run_dir, metric)
     if cfg.save_model:
         step = time.perf_counter()
-        card = {"task": task, "target": cfg.data.target, "classes": dataset.class_names,
-                "features": list(dataset.features.columns), "roles": dataset.roles.as_dict(),
-                "objective": {"metric": metric, "direction": direction}}
-        if holds_torch_estimator(fitted):  # torch is loaded here, not in the helper
-            save_model(fitted, run_dir, card)
-        else:
-            helper.call(save_model, fitted, run_dir, card)
+        save_model(fitted, run_dir, {
+            "task": task, "target": cfg.data.target, "classes": dataset.class_names,
+            "features": list(dataset.features.columns), "roles": dataset.roles.as_dict(),
+            "objective": {"metric": metric, "direction": direction},
+        })
         timings["save_seconds"] = time.perf_counter() - step
     trained = TrainedRun(cfg=cfg, run_dir=run_dir, dataset=dataset, dev=dev, test=test, pipeline=pipeline,
                          model=fitted, splitter=splitter, cv=cv, test_predictions=test_predictions,
@@ -204,8 +190,8 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         from mlexp.reporting.report import write_report
 
         step = time.perf_counter()
-        helper.call(write_report, run_dir, metrics, cv, test_predictions, dataset.class_names,
-                    title=" ".join(lineage["overrides"]), sections=sections)
+        write_report(run_dir, metrics, cv, test_predictions, dataset.class_names,
+                     title=" ".join(lineage["overrides"]), sections=sections)
         timings["report_seconds"] = time.perf_counter() - step
     timings["total_seconds"] = time.perf_counter() - t0
     metrics["estimated_cost_usd"] = estimated_cost(resources.profile.get("price_per_hour"), timings["total_seconds"])
