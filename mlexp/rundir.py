@@ -64,8 +64,8 @@ def claim(path: Path, *, overwrite: bool = False, timestamped: bool = False, key
                              "runs never share a directory. Choose another directory.")
         if not overwrite:
             raise MlexpError(
-                f"{key}={candidate} already holds {earlier}; mlexp never writes into an earlier run's (or sweep's) directory. "
-                f"Choose a new directory, or add overwrite=true to delete everything in it first."
+                f"{key}={candidate} already holds {earlier}; mlexp never writes into an earlier run's (or "
+                "sweep's) directory. Choose a new directory, or add overwrite=true to delete everything in it first."
             )
         _clear(candidate, key)
         return claim(candidate, overwrite=False, timestamped=False, key=key)

@@ -162,6 +162,17 @@ def test_runs_started_together_never_share_a_directory(tmp_path):
     assert (tmp_path / "shared" / "mlexp.log").read_text().count("data: breast_cancer") == 1
 
 
+def test_a_time_stamped_sweep_directory_that_is_taken_gets_a_new_name(tmp_path):
+    for _ in range(2):  # the same second, as far as ${now:%Y} can tell
+        run_cli(["-m", "model=knn", *QUICK, "hydra.sweep.dir=multi/${now:%Y}"], cwd=tmp_path)
+    year = time.strftime("%Y")
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == [year, f"{year}_2"]
+    for sweep in (tmp_path / "multi").iterdir():  # each job in its own sweep's directory
+        lineage = json.loads((sweep / "0" / "lineage.json").read_text())
+        assert lineage["status"] == "completed"
+        assert (sweep / "0" / "mlexp.log").read_text().count("data: breast_cancer") == 1
+
+
 # ---- errors: one paragraph, printed once --------------------------------------------------------
 
 
