@@ -34,12 +34,13 @@ class Splits:
 
 def data_needs(splitter_cfg: DictConfig) -> Dict[str, Optional[str]]:
     """What the splitter needs from the data loader: ``groups`` (a column kept aside), ``order_by`` (sort by time)."""
-    if "groups" in splitter_cfg and OmegaConf.is_missing(splitter_cfg, "groups"):
+    grouped = "Group" in str(splitter_cfg.get("_target_", "")).rsplit(".", 1)[-1]
+    if grouped and not splitter_cfg.get("groups"):
         raise MlexpError(
             f"splitter {splitter_cfg.get('_target_')} keeps groups of rows together: name the column that holds "
             "each row's group, e.g. splitter.groups=patient_id."
         )
-    time_ordered = "time_column" in splitter_cfg or str(splitter_cfg.get("_target_", "")).endswith("TimeSeriesSplit")
+    time_ordered = "time_column" in splitter_cfg.keys() or str(splitter_cfg.get("_target_", "")).endswith("TimeSeriesSplit")
     return {"groups": splitter_cfg.get("groups"),
             "order_by": (splitter_cfg.get("time_column") or "datetime") if time_ordered else None}
 
