@@ -244,8 +244,8 @@ def test_imbalance_metrics_are_reported_and_selectable(tables, tmp_path):
 
 
 def test_tuned_threshold_lifts_f1_on_a_rare_outcome_and_reports_both(tables, tmp_path):
-    tuned = run_inprocess(_crashes(tables, "threshold=tuned", "save_model=false", "report=true",
-                                   "splitter.n_splits=3"), tmp_path / "tuned")
+    tuned = run_inprocess(_crashes(tables, "threshold=tuned", "threshold.cv.n_splits=3", "save_model=false",
+                                   "report=true", "splitter.n_splits=3"), tmp_path / "tuned")
     model = tuned.model.named_steps["model"]
     assert type(model).__name__ == "TunedThresholdClassifierCV" and 0.0 < model.best_threshold_ < 0.5
     result = json.loads((tmp_path / "tuned" / "threshold.json").read_text())
@@ -256,7 +256,8 @@ def test_tuned_threshold_lifts_f1_on_a_rare_outcome_and_reports_both(tables, tmp
     report = (tmp_path / "tuned" / "report.md").read_text()
     assert "## Decision threshold" in report and "| f1 |" in report and "cv at 0.5" in report
 
-    cost = run_inprocess(_crashes(tables, "threshold=cost", "threshold.scoring.false_negative=50", *QUICK),
+    cost = run_inprocess(_crashes(tables, "threshold=cost", "threshold.scoring.false_negative=50",
+                                  "threshold.cv.n_splits=3", *QUICK),
                          tmp_path / "cost")
     assert cost.model.named_steps["model"].best_threshold_ < model.best_threshold_  # a missed death costs more
     assert read_metrics(tmp_path / "cost")["cv"]["recall"]["mean"] > read_metrics(tmp_path / "tuned")["cv"]["recall"]["mean"]

@@ -79,7 +79,7 @@ def encode_target(y: pd.Series, task: str, name: str, positive_class: Any = None
     if len(class_names) < 2:
         raise MlexpError(f"target {name!r} has a single class ({class_names[0]!r}); a classifier needs two or more.")
     if positive_class is not None:
-        matches = [i for i, label in enumerate(class_names) if label == positive_class or str(label) == str(positive_class)]
+        matches = [i for i, label in enumerate(class_names) if _same(label, positive_class)]
         if len(class_names) != 2:
             raise MlexpError(
                 f"data.positive_class={positive_class!r} applies to a binary target, but {name!r} has "
@@ -94,6 +94,16 @@ def encode_target(y: pd.Series, task: str, name: str, positive_class: Any = None
             codes, class_names = 1 - codes, class_names[::-1]
         log.info("positive class: %r (class 1 of %s)", class_names[1], name)
     return pd.Series(codes, name=name), class_names
+
+
+def _same(label: Any, value: Any) -> bool:
+    """A class label equals the configured value, also across types (1 == "1" == 1.0)."""
+    if label == value or str(label) == str(value):
+        return True
+    try:
+        return float(label) == float(value)
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_classification_target(y: pd.Series, name: str) -> None:
