@@ -95,19 +95,19 @@ def _stopped(run_dir: Path, lineage: Dict[str, Any], status: str, error: str) ->
 
 
 def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any], resources: Any, t0: float) -> RunResult:
-    import numpy as np
     from threadpoolctl import threadpool_limits
 
     from mlexp import lineage as lin
     from mlexp.artifacts import save_model
     from mlexp.data import load_dataset
-    from mlexp.evaluation import check_missing_values, cross_validate, fit_and_test
+    from mlexp.evaluation import cross_validate, fit_and_test
+    from mlexp.evaluation.checks import preflight
     from mlexp.instance import estimated_cost
     from mlexp.evaluation.metrics import resolve_objective
     from mlexp.models import build_estimator, member_cv
     from mlexp.pipeline import build_pipeline
     from mlexp.posttrain import TrainedRun, check_steps, load_steps, run_steps
-    from mlexp.evaluation.splitting import split_test
+    from mlexp.evaluation.splitting import data_needs, plan_splits
     from mlexp.reporting.summary import print_summary
 
     timings: Dict[str, float] = {}
@@ -115,7 +115,7 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         step = time.perf_counter()
         data_path = lin.data_file(cfg.data)
         read = lin.file_fingerprint(data_path) if data_path and data_path.is_file() else None
-        dataset = load_dataset(cfg.data, task=cfg.task)
+        dataset = load_dataset(cfg.data, task=cfg.task, **data_needs(cfg.splitter))
         timings["load_seconds"] = time.perf_counter() - step
         task = dataset.task
         lineage["data"] = {"name": dataset.name, "task": task, "roles": dataset.roles.as_dict(),
@@ -130,28 +130,28 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         reporter = reporter or _reporter_for(cfg, metric, direction)
         n_classes = len(dataset.class_names) if dataset.class_names else None
 
-        if dataset.fixed_test is not None:  # the data set's own test split (data.split_column)
-            dev, test = np.flatnonzero(~dataset.fixed_test), np.flatnonzero(dataset.fixed_test)
-        else:
-            dev, test = split_test(dataset.target.to_numpy(), task, cfg.test_size, cfg.seed)
+        splits = plan_splits(cfg.splitter, dataset, task, cfg.test_size, cfg.seed)  # test rows by class, group or time
+        dev, test, splitter = splits.dev, splits.test, splits.splitter
+        weights = None if dataset.weights is None else dataset.weights.to_numpy()  # data.weight_column
+        w_dev, w_test = (None, None) if weights is None else (weights[dev], weights[test])
         X_dev, y_dev = dataset.features.iloc[dev], dataset.target.iloc[dev]
         X_test, y_test = dataset.features.iloc[test], dataset.target.iloc[test]
         context = {"seed": cfg.seed, "device": resources.device, "reporter": reporter, "cfg": cfg}
         model = build_estimator(cfg, task, n_jobs=resources.n_jobs, context=context)
-        pipeline = build_pipeline(cfg, dataset.roles, dataset.features, task, model)
-        check_missing_values(pipeline, dataset.features)
-        splitter = _build_splitter(cfg.splitter, task)
+        pipeline = build_pipeline(cfg, dataset.roles, dataset.features, task, model, n_classes=n_classes)
+        preflight(pipeline, dataset)
         log.info("rows: %d development, %d test; %s, %s", len(dev), len(test), type(splitter).__name__, task)
 
         step = time.perf_counter()
-        cv = cross_validate(pipeline, X_dev, y_dev, splitter, task, n_classes, reporter)
+        cv = cross_validate(pipeline, X_dev, y_dev, splitter, task, n_classes, reporter, groups=splits.groups,
+                            weights=w_dev)
         timings["cv_seconds"] = time.perf_counter() - step
         step = time.perf_counter()  # ensembles: each member alone on the same folds and features
-        members = member_cv(cfg, pipeline, X_dev, y_dev, splitter, task, n_classes)
+        members = member_cv(cfg, pipeline, X_dev, y_dev, splitter, task, n_classes, splits.groups, w_dev)
         if members is not None:
             timings["member_cv_seconds"] = time.perf_counter() - step
         fitted, test_scores, final_fit, test_predictions = fit_and_test(
-            pipeline, X_dev, y_dev, X_test, y_test, task, n_classes)
+            pipeline, X_dev, y_dev, X_test, y_test, task, n_classes, w_dev, w_test)
         timings["final_fit_seconds"] = final_fit
 
     cv_summary = cv.summary()
@@ -184,6 +184,7 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
         **({"cv_train": cv.train_summary()} if cv.train_folds else {}),  # scores on (capped) training folds
         **({"members": members} if members is not None else {}),
         "test": test_scores or {},
+        **({"sample_weight": cfg.data.weight_column} if weights is not None else {}),  # metrics are weighted
         "timings": timings,  # the total and the cost once the report is written
     }
     if cfg.get("report", True):  # report.md + plots/ from the kept predictions (docs/reports.md)
@@ -216,21 +217,6 @@ def _reporter_for(cfg: DictConfig, metric: str, direction: str) -> Any:
     from mlexp.reporting import Reporter
 
     return Reporter(metric, direction)
-
-
-def _build_splitter(splitter_cfg: DictConfig, task: str) -> Any:
-    from hydra.utils import instantiate
-
-    target = splitter_cfg.get("_target_", "")
-    if "Stratified" in target and task != "classification":
-        raise MlexpError(
-            f"splitter {target} stratifies by class, but the task is {task}. Use splitter=kfold or splitter=holdout."
-        )
-    log.info("splitter: %s", target)
-    try:
-        return instantiate(splitter_cfg)
-    except Exception as err:
-        raise MlexpError(f"splitter ({target}) could not be built: {getattr(err, '__cause__', None) or err}") from err
 
 
 def _hydra_run_dir() -> Path:

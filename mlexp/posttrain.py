@@ -23,7 +23,11 @@ log = logging.getLogger("mlexp")
 
 # In the order they run: a later step may read the files of an earlier one (the monitoring
 # baseline keeps the attribution ranking of explain.json and the bias values of bias.json).
-STEPS: List[str] = []
+STEPS: List[str] = [
+    "mlexp.data.checks:DataChecks",  # ID-like columns, integer codes, one-column leaks: checked before training
+    "mlexp.evaluation.diagnostics:FitCheck",  # a model that does not fit its own training folds
+    "mlexp.evaluation.diagnostics:ThresholdReport",  # threshold=tuned: metrics at 0.5 and at the tuned threshold
+]
 
 
 @dataclass

@@ -17,6 +17,15 @@ class RolesConf:
     datetime: Optional[List[str]] = None
     facet: Optional[str] = None
     drop: List[str] = field(default_factory=list)
+    id: List[str] = field(default_factory=list)  # identifiers: kept out of the features (docs/data.md)
+
+
+@dataclass
+class ImputeConf:
+    """Missing values, imputed inside the pipeline (per fold) where a step or the model cannot take them."""
+
+    numeric: str = "median"  # mean | median | most_frequent | none (none: an error names the columns)
+    categorical: str = "missing"  # missing (a category of its own) | most_frequent | none
 
 
 @dataclass
@@ -30,6 +39,42 @@ class DataConf:
     # A column whose value 'test' marks a fixed test split (dropped before learning).
     split_column: Optional[str] = None
     roles: RolesConf = field(default_factory=RolesConf)
+    # Your own table's everyday options (docs/data.md).
+    impute: ImputeConf = field(default_factory=lambda: ImputeConf())
+    positive_class: Any = None  # the label that is class 1 of a binary target
+    weight_column: Optional[str] = None  # sample weights, for the fit and the metrics
+    dropna_warn_share: Optional[float] = 0.2  # dropna removing more than this share of rows warns
+    leak_threshold: Optional[float] = 0.97  # a single column scoring this well alone is flagged; null: off
+
+
+@dataclass
+class KFoldConf:
+    """Schema of the k-fold splitter options: types checked at composition (splitter.n_splits=abc fails there)."""
+
+    _target_: str = MISSING
+    n_splits: int = 5
+    shuffle: bool = True
+    random_state: Optional[int] = None
+    groups: Optional[str] = None  # mlexp's: the column whose rows stay together (group_kfold, stratified_group_kfold)
+
+
+@dataclass
+class TimeSeriesConf:
+    _target_: str = MISSING
+    n_splits: int = 5
+    gap: int = 0
+    max_train_size: Optional[int] = None
+    test_size: Optional[int] = None
+    time_column: Optional[str] = None  # mlexp's: the datetime column that orders the rows (null: the only one)
+
+
+@dataclass
+class HoldOutConf:
+    _target_: str = MISSING
+    validation_size: float = 0.1
+    test_size: float = 0.1
+    shuffle: bool = True
+    random_state: Optional[int] = None
 
 
 @dataclass
@@ -87,6 +132,10 @@ class MlexpConfig:
     trial: Any = None
     # The tuner group (conf/tuner/*.yaml): sampler, pruner, n_trials, storage; read by the sweeper.
     tuner: Any = None
+    # Decision threshold of binary classifiers, and the regression target's transform (docs/threshold.md,
+    # docs/target_transform.md); `_target_: null` options leave the model as it is.
+    threshold: Any = None
+    target_transform: Any = None
     # Nodes of the post-training steps and the modes beyond train/predict. Typed Any until their
     # owners give them a dataclass; struct mode still refuses unknown keys inside them.
     bias: Any = None
@@ -103,4 +152,9 @@ class MlexpConfig:
 
 
 def register() -> None:
-    ConfigStore.instance().store(name="mlexp_schema", node=MlexpConfig)
+    store = ConfigStore.instance()
+    store.store(name="mlexp_schema", node=MlexpConfig)
+    # Schemas of the built-in splitter options: each YAML lists one first in its defaults
+    # (`- /mlexp_splitter_kfold@_here_`), so its keys are typed at composition. Not a config group: no option to pick.
+    for name, node in (("kfold", KFoldConf), ("time_series", TimeSeriesConf), ("holdout", HoldOutConf)):
+        store.store(name=f"mlexp_splitter_{name}", node=node)

@@ -30,6 +30,13 @@ NEEDS = {
     ("features", "temporal"): ["data=seattle_weather"],
     ("features", "drop"): ["data=penguins", "features.drop.columns=[island]"],
     ("features", "keep"): ["data=penguins", "features.keep.columns=[bill_length_mm,island]"],
+    ("features", "truncated_svd"): ["data=digits", "features.truncated_svd.transformer.n_components=20"],
+    ("splitter", "group_kfold"): ["data=synthetic", "splitter.groups=cat0", "splitter.n_splits=3"],
+    ("splitter", "stratified_group_kfold"): ["data=synthetic", "splitter.groups=cat0", "splitter.n_splits=3"],
+    ("splitter", "time_series"): ["data=seattle_weather", "features=[temporal,standardize]"],
+    ("target_transform", "log1p"): ["data=diabetes"],
+    ("target_transform", "sqrt"): ["data=diabetes"],
+    ("target_transform", "yeo_johnson"): ["data=diabetes"],
 }
 GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"]}
 

@@ -21,7 +21,8 @@ def test_default_run_writes_the_run_directory_contract(workdir):
     done = run_cli(["hydra.run.dir=run"], cwd=workdir)
     run_dir = workdir / "run"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["cv"]) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+    assert set(metrics["cv"]) == {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
+                                  "average_precision", "log_loss"}
     for stats in metrics["cv"].values():
         assert len(stats["folds"]) == 5 and stats["mean"] is not None
     assert metrics["objective_metric"] == "roc_auc" and metrics["direction"] == "maximize"

@@ -110,14 +110,15 @@ def test_member_errors_name_the_fix(tmp_path: Path):
     with pytest.raises(MlexpError, match="soft voting.*svm"):
         run_inprocess(["ensemble=voting", "ensemble.members=[logreg,svm]"], tmp_path / "c")
     with pytest.raises(MlexpError, match="ensemble member logreg: model .* regression"):
-        run_inprocess(["data=diabetes", "splitter=kfold", "ensemble=voting"], tmp_path / "d")
+        run_inprocess(["data=diabetes", "splitter=kfold", "ensemble=voting",
+                       "+ensemble.member_params.logreg._regressor_=null"], tmp_path / "d")
 
 
 def test_cli_members_from_a_user_config_dir_and_summary(tmp_path: Path):
     user = tmp_path / "my_conf" / "model"
     user.mkdir(parents=True)
     (user / "shallow_tree.yaml").write_text(
-        "_target_: sklearn.tree.DecisionTreeClassifier\nregressor: sklearn.tree.DecisionTreeRegressor\n"
+        "_target_: sklearn.tree.DecisionTreeClassifier\n_regressor_: sklearn.tree.DecisionTreeRegressor\n"
         "max_depth: 2\nrandom_state: ${seed}\n"
     )
     done = run_cli(

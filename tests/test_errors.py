@@ -57,12 +57,14 @@ def test_malformed_csv(workdir):
 
 
 def test_nan_where_the_model_cannot_take_them(workdir):
-    _fails(workdir, ["data=penguins", "data.dropna=false"], "missing values (NaN) in bill_length_mm (2)",
-           "features=[impute,standardize]", "data.dropna=true")
+    # Imputation is the default (data.impute); turned off, the model's refusal is a clear error.
+    _fails(workdir, ["data=penguins", "data.dropna=false", "data.impute.numeric=none"],
+           "missing values (NaN) in bill_length_mm (2)", "features=[impute,standardize]", "data.dropna=true")
 
 
 def test_nan_is_fine_with_an_imputer(workdir):
-    run_cli(["data=penguins", "data.dropna=false", "features=[impute,standardize]", "hydra.run.dir=run"], cwd=workdir)
+    run_cli(["data=penguins", "data.dropna=false", "features=[impute,standardize]", "data.impute.numeric=none",
+             "hydra.run.dir=run"], cwd=workdir)
     assert json.loads((workdir / "run" / "metrics.json").read_text())["objective"] > 0.95
 
 
@@ -78,12 +80,9 @@ def test_smote_with_fewer_minority_rows_than_neighbours(workdir):
 
 def test_classifier_on_a_continuous_target(workdir):
     _fails(workdir, ["data=diabetes", "task=classification"], "looks continuous", "task=regression")
-    _fails(workdir, ["data=diabetes", "model=logreg", "splitter=kfold"], "is a classifier and has no regression form",
-           "model=linear", run_dir="run2")  # a new directory: an earlier run's is never reused
-
-
-def test_stratified_split_on_regression(workdir):
-    _fails(workdir, ["data=diabetes", "model=linear"], "stratifies by class", "splitter=kfold")
+    _fails(workdir, ["data=diabetes", "model=logreg", "model._regressor_=null"],
+           "is a classifier and has no regression form", "model=linear",
+           run_dir="run2")  # a new directory: an earlier run's is never reused
 
 
 def test_gpu_profile_without_a_gpu(workdir):
@@ -93,7 +92,7 @@ def test_gpu_profile_without_a_gpu(workdir):
 def test_a_failed_run_loses_nothing_already_written(workdir):
     run_cli(["hydra.run.dir=good"], cwd=workdir)
     good = (workdir / "good" / "metrics.json").read_text()
-    _fails(workdir, ["data=penguins", "data.dropna=false"], "missing values")
+    _fails(workdir, ["data=penguins", "data.dropna=false", "data.impute.numeric=none"], "missing values")
     assert (workdir / "good" / "metrics.json").read_text() == good
     lineage = json.loads((workdir / "run" / "lineage.json").read_text())
     assert lineage["status"] == "failed" and "missing values" in lineage["error"]

@@ -127,7 +127,10 @@ def test_temporal_from_string_dates_with_gaps(tmp_path: Path):
     frame.to_csv(tmp_path / "days.csv", index=False)
     base = ["data=csv", f"data.path={tmp_path / 'days.csv'}", "data.target=busy", "splitter.n_splits=3"]
     with pytest.raises(MlexpError, match=r"missing dates \(NaT\) in day \(1\).*features=\[temporal,impute\]"):
-        run_inprocess([*base, "features=[temporal,standardize]"], tmp_path / "gap")
+        run_inprocess([*base, "features=[temporal,standardize]", "data.impute.numeric=none"], tmp_path / "gap")
+    imputed = run_inprocess([*base, "features=[temporal,standardize]"], tmp_path / "default")  # data.impute
+    branch = imputed.model.named_steps["columns"].named_transformers_["datetime"]
+    assert [name for name, _ in branch.steps] == ["temporal", "data_impute", "standardize"]
     result = run_inprocess([*base, "features=[temporal,impute,standardize]"], tmp_path / "ok")
     assert result.lineage["data"]["roles"]["datetime"] == ["day"]  # inferred from the strings
     assert read_metrics(tmp_path / "ok")["cv"]["roc_auc"]["mean"] > 0.95  # the weekend flag is learned

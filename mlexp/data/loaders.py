@@ -38,22 +38,53 @@ def gss_wages() -> pd.DataFrame:
     return frame
 
 
-def read_table(path: str) -> pd.DataFrame:
-    """Read a CSV, or a Parquet file when the name ends in .parquet/.pq."""
+def read_table(path: Optional[str]) -> pd.DataFrame:
+    """Read a CSV, or a Parquet file when the name ends in .parquet/.pq.
+
+    A CSV header that names a column twice is read as pandas does (``alcohol``, ``alcohol.1``), with
+    a warning naming the columns (kept in ``frame.attrs["mlexp_warnings"]`` for the run's report).
+    """
     from hydra.utils import to_absolute_path
 
+    if path is None or str(path) in ("", "???", "None"):
+        raise MlexpError(
+            "data.path is not set: name the table to read, e.g. data.path=data/churn.csv (.parquet is read as "
+            "Parquet), and the column to predict with data.target=<column>."
+        )
     file = Path(to_absolute_path(str(path)))
     if not file.is_file():
         raise MlexpError(f"data file not found: {file}. Set data.path to an existing CSV or Parquet file.")
+    parquet = file.suffix.lower() in {".parquet", ".pq"}
     try:
-        if file.suffix.lower() in {".parquet", ".pq"}:
+        if parquet:
             return pd.read_parquet(file)
-        return pd.read_csv(file)
+        frame = pd.read_csv(file)
+        header = pd.read_csv(file, header=None, nrows=1, dtype=str).iloc[0].tolist()
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         raise MlexpError(
-            f"could not read {file} as a {'Parquet' if file.suffix.lower() in {'.parquet', '.pq'} else 'CSV'} "
+            f"could not read {file} as a {'Parquet' if parquet else 'CSV'} "
             f"table: {err}. Check the file is a well-formed table with a header row."
         ) from err
+    duplicates = _duplicate_headers(header, frame, file)
+    if duplicates:
+        frame.attrs["mlexp_warnings"] = duplicates
+    return frame
+
+
+def _duplicate_headers(header: list, frame: pd.DataFrame, file: Path) -> list:
+    """A warning per column name the header repeats, naming pandas' renamed copies and whether they differ."""
+    warnings = []
+    names = [str(h) for h in header]
+    for name in sorted({n for n in names if names.count(n) > 1}, key=names.index):
+        positions = [i for i, n in enumerate(names) if n == name]
+        copies = [str(frame.columns[i]) for i in positions if i < len(frame.columns)]
+        same = all(frame.iloc[:, positions[0]].equals(frame.iloc[:, i]) for i in positions[1:])
+        warnings.append(
+            f"the header of {file.name} names column {name!r} {len(positions)} times; they were read as "
+            f"{', '.join(copies)} ({'identical values' if same else 'different values'}). Rename them in the file, "
+            f"or drop the copies you do not want: data.roles.drop=[{','.join(copies[1:])}]."
+        )
+    return warnings
 
 
 def synthetic(

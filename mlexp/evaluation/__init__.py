@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 
 from mlexp.errors import MlexpError
+from mlexp.evaluation.checks import check_fit_preconditions, check_missing_values, fit_error, make_folds
 from mlexp.evaluation.metrics import score
 from mlexp.reporting.reporter import Reporter, reporting_fold
 
 __all__ = [
     "CVResult", "Predictions", "cross_validate", "fit_and_test", "check_fit_preconditions", "check_missing_values",
+    "make_folds",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,12 +71,14 @@ class CVResult:
 
 def cross_validate(
     pipeline: Any, X: pd.DataFrame, y: pd.Series, splitter: Any, task: str, n_classes: Optional[int],
-    reporter: Reporter, train_scores: bool = True,
+    reporter: Reporter, train_scores: bool = True, groups: Optional[np.ndarray] = None,
+    weights: Optional[np.ndarray] = None,
 ) -> CVResult:
     """Clone, fit and score the pipeline on each fold of the development rows.
 
     Keeps the out-of-fold predictions (``result.predictions``) and, with ``train_scores``,
-    each fold's scores on at most TRAIN_SCORE_ROWS of its own training rows.
+    each fold's scores on at most TRAIN_SCORE_ROWS of its own training rows. ``groups`` go to
+    the splitter; ``weights`` (one per row) to the fit, as sample_weight, and to the scores.
     """
     from sklearn.base import clone
 
@@ -83,25 +87,22 @@ def cross_validate(
     result = CVResult()
     y_array = y.to_numpy()
     kept: List[Predictions] = []
-    try:
-        n_folds: Optional[int] = splitter.get_n_splits(X, y_array)
-    except (AttributeError, TypeError, ValueError):
-        n_folds = None
-    folds = progress(enumerate(splitter.split(X, y_array)), total=n_folds, desc="cv folds", unit="fold")
+    splits = make_folds(splitter, X, y_array, groups)
+    folds = progress(enumerate(splits), total=len(splits), desc="cv folds", unit="fold")
     for fold, (train, validation) in folds:
         check_fit_preconditions(pipeline, X.iloc[train], y_array[train], where=f"fold {fold}")
         model = clone(pipeline)
         start = time.perf_counter()
         with reporting_fold(reporter, fold):
-            _fit(model, X.iloc[train], y_array[train])
+            _fit(model, X.iloc[train], y_array[train], _rows(weights, train))
         result.fit_seconds.append(time.perf_counter() - start)
         recorder = _Recorder(model)
-        scores = score(recorder, X.iloc[validation], y_array[validation], task, n_classes)
+        scores = score(recorder, X.iloc[validation], y_array[validation], task, n_classes, _rows(weights, validation))
         result.folds.append(scores)
         kept.append(recorder.predictions(y_array[validation], fold, task, n_classes, index=validation))
         if train_scores:
             rows = _capped(train, TRAIN_SCORE_ROWS, seed=fold)
-            result.train_folds.append(score(model, X.iloc[rows], y_array[rows], task, n_classes))
+            result.train_folds.append(score(model, X.iloc[rows], y_array[rows], task, n_classes, _rows(weights, rows)))
         objective = scores.get(reporter.metric)
         if objective is not None:
             reporter.report(fold, objective, scores)
@@ -113,7 +114,8 @@ def cross_validate(
     return result
 
 
-def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_classes: Optional[int]):
+def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_classes: Optional[int],
+                 weights_dev: Optional[np.ndarray] = None, weights_test: Optional[np.ndarray] = None):
     """Fit on all development rows; score once on the test rows.
 
     Returns (model, test scores, fit seconds, test Predictions); the last two parts are None
@@ -124,12 +126,16 @@ def fit_and_test(pipeline: Any, X_dev, y_dev, X_test, y_test, task: str, n_class
     check_fit_preconditions(pipeline, X_dev, y_dev.to_numpy(), where="the final fit")
     model = clone(pipeline)
     start = time.perf_counter()
-    _fit(model, X_dev, y_dev.to_numpy())
+    _fit(model, X_dev, y_dev.to_numpy(), weights_dev)
+    if weights_dev is not None:  # the requests steered the weighted fit; the saved model does without them
+        from mlexp.pipeline.wrappers import forget_requests
+
+        forget_requests(model)
     fit_seconds = time.perf_counter() - start
     if not len(y_test):
         return model, None, fit_seconds, None
     recorder = _Recorder(model)
-    test_scores = score(recorder, X_test, y_test.to_numpy(), task, n_classes)
+    test_scores = score(recorder, X_test, y_test.to_numpy(), task, n_classes, weights_test)
     return model, test_scores, fit_seconds, recorder.predictions(y_test.to_numpy(), -1, task, n_classes)
 
 
@@ -139,7 +145,10 @@ class _Recorder:
     _METHODS = ("predict", "predict_proba", "decision_function")
 
     def __init__(self, model: Any):
+        from mlexp.evaluation.metrics import decides_by_threshold
+
         self.outputs: Dict[str, np.ndarray] = {}
+        self.thresholded = decides_by_threshold(model)  # labels from predict(), not the most probable class
         for name in self._METHODS:
             if hasattr(model, name):  # Pipeline exposes predict_proba only when its last step has it
                 setattr(self, name, self._recording(name, getattr(model, name)))
@@ -159,7 +168,8 @@ class _Recorder:
             return Predictions(y_true, self.outputs["predict"], folds, index=index)
         proba = self.outputs.get("predict_proba")
         if proba is not None and n_classes is not None and proba.shape[1] == n_classes:
-            return Predictions(y_true, np.argmax(proba, axis=1), folds, proba, "proba", index=index)
+            labels = self.outputs["predict"] if self.thresholded else np.argmax(proba, axis=1)
+            return Predictions(y_true, labels, folds, proba, "proba", index=index)
         predicted = self.outputs.get("predict")
         if predicted is None:  # score() took the labels from the probabilities (n_classes unknown)
             predicted = np.argmax(proba, axis=1)
@@ -188,93 +198,26 @@ def _concatenate(parts: List[Predictions]) -> Optional[Predictions]:
     )
 
 
-def check_fit_preconditions(pipeline: Any, X: pd.DataFrame, y: np.ndarray, where: str) -> None:
-    """Errors a user can act on, caught before the libraries raise them mid-fit."""
-    sampler = pipeline.named_steps.get("sampler")
-    k = getattr(sampler, "k_neighbors", None)
-    if isinstance(k, int):
-        counts = np.bincount(y)
-        minority = counts[counts > 0].min()
-        if minority <= k:
-            raise MlexpError(
-                f"sampler {type(sampler).__name__} needs more than k_neighbors={k} rows of every class in "
-                f"each training set, but {where} has a class with {minority}. Lower sampler.k_neighbors "
-                f"(below {minority}), use sampler=random_over, or use fewer folds (splitter.n_splits)."
-            )
+def _rows(weights: Optional[np.ndarray], rows: np.ndarray) -> Optional[np.ndarray]:
+    return None if weights is None else np.asarray(weights)[rows]
 
 
-def check_missing_values(pipeline: Any, X: pd.DataFrame) -> None:
-    """Missing values no step handles, checked on all rows (a fold without them would fit and then
-    fail to predict): missing text always; NaN in a numeric branch, or NaT in the date branch,
-    when that branch has no imputer and the model cannot take NaN."""
-    columns = pipeline.named_steps["columns"]
-    # Text branches ("text_<column>") take one column each; a vectorizer rejects a missing document.
-    text = [cols for name, _, cols in columns.transformers if name.startswith("text_") and isinstance(cols, str)]
-    gaps = {c: int(X[c].isna().sum()) for c in text if X[c].isna().any()}
-    if gaps:
-        raise MlexpError(
-            f"missing text in {_counts(gaps)}: a text vectorizer needs a string in every row. Fill the gaps in "
-            "the data (an empty string is an empty document) or drop those rows (data.dropna=true)."
-        )
-    if _accepts_nan(pipeline):
-        return
-    # Per branch: the numeric branch and column subsets hold lists of numeric columns; the date
-    # branch turns a missing date into NaN calendar parts. Each needs its own imputer.
-    missing: Dict[str, Dict[str, int]] = {}
-    for name, transformer, cols in columns.transformers:
-        if name == "categorical" or not isinstance(cols, list) or _has_imputer(transformer):
-            continue
-        counts = X[cols].isna().sum()
-        missing.setdefault("dates" if name == "datetime" else "numbers", {}).update(
-            {c: int(n) for c, n in counts[counts > 0].items()})
-    model = type(pipeline.named_steps["model"]).__name__
-    if missing.get("dates"):
-        raise MlexpError(
-            f"missing dates (NaT) in {_counts(missing['dates'])}, and {model} cannot take the NaN calendar parts "
-            "they give. List the imputer after the date option (features=[temporal,impute]), drop incomplete rows "
-            "(data.dropna=true), or choose a model that takes NaN natively (model=gradient_boosting)."
-        )
-    if missing.get("numbers"):
-        raise MlexpError(
-            f"missing values (NaN) in {_counts(missing['numbers'])}, and {model} cannot take them. Add the "
-            "imputer to the features (features=[impute,standardize]), drop incomplete rows (data.dropna=true), "
-            "or choose a model that takes NaN natively (model=gradient_boosting)."
-        )
-
-
-def _counts(counts: Dict[str, int]) -> str:
-    return ", ".join(f"{column} ({n})" for column, n in counts.items())
-
-
-def _has_imputer(transformer: Any) -> bool:
-    from sklearn.impute import SimpleImputer
-
-    steps = getattr(transformer, "steps", [(None, transformer)])
-    return any(isinstance(step, SimpleImputer) for _, step in steps)
-
-
-def _accepts_nan(pipeline: Any) -> bool:
-    """True when every step after the column transforms, and the model, takes NaN."""
-    for _, step in pipeline.steps[1:]:
-        try:
-            if not step.__sklearn_tags__().input_tags.allow_nan:
-                return False
-        except AttributeError:
-            return False
-    return True
-
-
-def _fit(model: Any, X: pd.DataFrame, y: np.ndarray) -> None:
+def _fit(model: Any, X: pd.DataFrame, y: np.ndarray, weights: Optional[np.ndarray] = None) -> None:
+    """Fit; sample weights travel by scikit-learn's metadata routing to the steps that requested them."""
+    import sklearn
     from sklearn.utils._param_validation import InvalidParameterError
 
     try:
-        model.fit(X, y)
+        if weights is None:
+            model.fit(X, y)
+        else:
+            with sklearn.config_context(enable_metadata_routing=True):
+                model.fit(X, y, sample_weight=weights)
     except InvalidParameterError as err:
         raise MlexpError(f"invalid parameter: {err} Fix the override (e.g. model.<param>=...).") from err
     except ValueError as err:
-        if "negative values" in str(err) or "log transform" in str(err):
-            raise MlexpError(str(err)) from err
-        raise
+        log.debug("fit failed", exc_info=True)
+        raise fit_error(err, model) from err
 
 
 def _pruned(step: int) -> Exception:

@@ -1,6 +1,6 @@
 """Ensembles composed from `model` options: bagging, boosting, voting and stacking as one pipeline step.
 
-An `ensemble` option names a scikit-learn meta-estimator by `_target_` (its `regressor:`
+An `ensemble` option names a scikit-learn meta-estimator by `_target_` (its `_regressor_:`
 counterpart for regression), like a model option. Its members are built by
 `mlexp.models.model.build_model`, so each keeps its classification/regression form and checks:
 - a class taking `estimator` (bagging, AdaBoost) wraps the selected `model` option;
@@ -24,7 +24,7 @@ __all__ = ["build_ensemble", "model_option", "member_estimators", "member_cv", "
 log = logging.getLogger(__name__)
 
 # Keys of an ensemble option that are mlexp's, not the meta-estimator's.
-ENSEMBLE_KEYS = ("classifier", "regressor", "search_space", "members", "member_params", "meta", "meta_params")
+ENSEMBLE_KEYS = ("_classifier_", "_regressor_", "search_space", "members", "member_params", "meta", "meta_params")
 
 
 def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, context: Optional[dict] = None) -> Any:
@@ -32,10 +32,10 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     from hydra.utils import get_class
     from sklearn.base import is_classifier
 
-    from mlexp.models.model import build_model, checked_params
+    from mlexp.models.model import COUNTERPART_KEYS, build_model, checked_params, instantiate_params
 
     ens = cfg.ensemble
-    target = ens.get("classifier" if task == "classification" else "regressor") or ens._target_
+    target = ens.get(COUNTERPART_KEYS[task]) or ens._target_
     try:
         cls = get_class(target)
     except Exception as err:
@@ -47,7 +47,7 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     if target != ens._target_:  # the other task's class: drop what only the option's own class takes (voting=soft)
         own = inspect.signature(get_class(ens._target_)).parameters
         params = {k: v for k, v in params.items() if k in accepted or k not in own}
-    params = checked_params(cls, target, params, n_jobs, what="ensemble")
+    params = checked_params(cls, target, instantiate_params(params, f"ensemble {target}"), n_jobs, what="ensemble")
 
     if "estimators" in accepted:  # voting, stacking: different model types
         params["estimators"] = _members(cfg, task, n_jobs, context)
@@ -69,7 +69,7 @@ def build_ensemble(cfg: DictConfig, task: str, n_jobs: Optional[int] = None, con
     if (task == "classification") != is_classifier(ensemble):
         raise MlexpError(
             f"ensemble {target} does not fit {task}; give the option a "
-            f"`{'classifier' if task == 'classification' else 'regressor'}:` counterpart class."
+            f"`{COUNTERPART_KEYS[task]}:` counterpart class."
         )
     log.info("ensemble: %s(%s)", target, ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "estimators"))
     return ensemble
@@ -118,17 +118,20 @@ def member_estimators(cfg: DictConfig, ensemble: Any) -> List[Tuple[str, Any]]:
     return [(_model_choice(cfg, base), base)] if base is not None else []
 
 
-def member_cv(cfg: DictConfig, pipeline: Any, X, y, splitter: Any, task: str, n_classes: Optional[int]) -> Optional[Dict[str, Any]]:
+def member_cv(cfg: DictConfig, pipeline: Any, X, y, splitter: Any, task: str, n_classes: Optional[int],
+              groups: Any = None, weights: Any = None) -> Optional[Dict[str, Any]]:
     """Each ensemble member's CV scores on the same folds and features as the ensemble; None without one.
 
     Per fold, the steps before the model (column transforms, selection, sampler) are fitted
     once on the training rows; every member is then fitted alone on their output and scored
-    on the validation rows. Returns ``{member: {metric: {"mean", "std", "folds"}}}``.
+    on the validation rows (with the rows' weights, when the data has them).
+    Returns ``{member: {metric: {"mean", "std", "folds"}}}``.
     """
     from imblearn.pipeline import Pipeline
     from sklearn.base import clone
 
     from mlexp.evaluation import CVResult
+    from mlexp.evaluation.checks import make_folds
     from mlexp.evaluation.metrics import score
 
     if not (cfg.get("ensemble") is not None and cfg.ensemble.get("_target_")):
@@ -138,17 +141,19 @@ def member_cv(cfg: DictConfig, pipeline: Any, X, y, splitter: Any, task: str, n_
         return None
     results = {name: CVResult() for name, _ in members}
     y_array = y.to_numpy()
-    for train, validation in splitter.split(X, y_array):
+    for train, validation in make_folds(splitter, X, y_array, groups):
         prefix = clone(pipeline[:-1])
         X_train, y_train = X.iloc[train], y_array[train]
         if hasattr(prefix, "fit_resample"):  # ends with the sampler: resample the training rows only
             Xt, yt = prefix.fit_resample(X_train, y_train)
         else:
             Xt, yt = prefix.fit_transform(X_train, y_train), y_train
+        fit_weights = {} if weights is None else {"sample_weight": weights[train]}
         for name, estimator in members:
-            fitted = clone(estimator).fit(Xt, yt)
+            fitted = clone(estimator).fit(Xt, yt, **fit_weights)
             alone = Pipeline([*prefix.steps, ("model", fitted)])
-            results[name].folds.append(score(alone, X.iloc[validation], y_array[validation], task, n_classes))
+            results[name].folds.append(score(alone, X.iloc[validation], y_array[validation], task, n_classes,
+                                             None if weights is None else weights[validation]))
     return {name: result.summary() for name, result in results.items()}
 
 

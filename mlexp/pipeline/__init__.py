@@ -9,165 +9,119 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mlexp.data import ROLES, ColumnRoles
+from mlexp.data import ColumnRoles
 from mlexp.errors import MlexpError
+from mlexp.pipeline.specs import feature_specs, instantiate_node, place, select_columns
 
 __all__ = ["build_pipeline", "feature_specs"]
 
 log = logging.getLogger(__name__)
 
-WHOLE_MATRIX = "all"
-# `transformer` values that select columns instead of transforming them: drop the named
-# columns, or keep only them. Applied before any branch is built, whatever their position.
-SELECTIONS = ("drop", "keep")
-TASKS = ("classification", "regression")
 
+def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: str, model: Any,
+                   n_classes: Optional[int] = None):
+    """The imblearn Pipeline for one experiment (unfitted; clone it per fold).
 
-def feature_specs(features_cfg: Optional[DictConfig]) -> List[Tuple[str, Any, Any]]:
-    """(name, columns, transformer config) for each selected `features` option, in order."""
-    specs = []
-    for name, spec in (features_cfg or {}).items():
-        if spec is None:
-            continue
-        if "columns" in spec.keys() and OmegaConf.is_missing(spec, "columns"):
-            raise MlexpError(
-                f"features.{name}.columns is not set: name the columns, e.g. features.{name}.columns=[age,fare] "
-                "(or a role: numeric, categorical, text, datetime)."
-            )
-        if "transformer" not in spec or "columns" not in spec:
-            raise MlexpError(
-                f"features option {name!r} needs `columns` (a role, 'all' or a list of names) and "
-                f"`transformer` (with _target_); it has {list(spec.keys())}."
-            )
-        columns = spec.columns
-        if not isinstance(columns, str):
-            columns = list(columns)
-        elif columns not in (*ROLES, WHOLE_MATRIX):
-            raise MlexpError(
-                f"features.{name}.columns={columns!r}: use one of {', '.join((*ROLES, WHOLE_MATRIX))} "
-                "or a list of column names."
-            )
-        specs.append((name, columns, spec.transformer))
-    return specs
-
-
-def build_pipeline(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame, task: str, model: Any):
-    """The imblearn Pipeline for one experiment (unfitted; clone it per fold)."""
+    `features` options apply in the order given: column options (a role or named columns) join their
+    branch of the ColumnTransformer; `columns: all` options run on the whole matrix after it, and a
+    numeric option listed after one of those runs on its output. Branches with missing values get an
+    imputer (data.impute); PCA gets scaled input; the model is wrapped by `target_transform` and
+    `threshold`; with data.weight_column the model (only) requests sample weights.
+    """
     from imblearn.pipeline import Pipeline
     from sklearn.base import clone
     from sklearn.compose import ColumnTransformer
 
-    specs = feature_specs(cfg.get("features"))
-    order = [name for name, *_ in specs]  # list position decides what runs before what
-    roles = _select_columns(specs, roles, X)
-    by_role: Dict[str, List[Tuple[str, Any]]] = {role: [] for role in ROLES}
-    subsets: List[Tuple[str, List[str], Any]] = []
-    whole: List[Tuple[str, Any]] = []
-    for name, columns, transformer_cfg in specs:
-        if isinstance(transformer_cfg, str) and transformer_cfg in SELECTIONS:
-            continue
-        transformer = _instantiate(_for_task(transformer_cfg, task, name), f"features.{name}.transformer")
-        if columns == WHOLE_MATRIX:
-            whole.append((name, transformer))
-        elif isinstance(columns, list):
-            unknown = [c for c in columns if c not in X.columns]
-            if unknown:
-                raise MlexpError(
-                    f"features.{name}.columns names unknown columns {unknown}; columns are: {', '.join(X.columns)}."
-                )
-            subsets.append((name, columns, transformer))
-        else:
-            by_role[columns].append((name, transformer))
+    from mlexp.pipeline.chains import check_no_sparse_pca, label_columns, scaled_pca
+    from mlexp.pipeline.imputation import add_imputers
+    from mlexp.pipeline.wrappers import request_weights, wrap_model
 
-    branches = []
+    specs = feature_specs(cfg.get("features"))
+    roles = select_columns(specs, roles, X)
+    by_role, subsets, whole = place(specs, X, task)
+    order = [name for name, *_ in specs]  # list position decides what runs before what
+
+    branches: List[Tuple[str, List[Tuple[str, Any]], Any]] = []
     in_subset = {c for _, cols, _ in subsets for c in cols}
     numeric_rest = [c for c in roles.numeric if c not in in_subset]
     if numeric_rest:
-        branches.append(("numeric", _chain(by_role["numeric"]), numeric_rest))
+        branches.append(("numeric", list(by_role["numeric"]), numeric_rest))
     for name, columns, transformer in subsets:
         # A subset sees the numeric steps listed before it, then its own transformer.
-        before = [(n, t) for n, t in by_role["numeric"] if order.index(n) < order.index(name)]
-        branches.append((name, _chain([(n, clone(t)) for n, t in before] + [(name, transformer)]), columns))
+        before = [(n, clone(t)) for n, t in by_role["numeric"] if order.index(n) < order.index(name)]
+        branches.append((name, scaled_pca(before + [(name, transformer)], cfg.get("features")), columns))
     if roles.categorical:
         _check_encodable(cfg, roles, X)
-        encoder = _instantiate(cfg.encoder, "encoder")
-        branches.append(("categorical", _chain([("encoder", encoder), *by_role["categorical"]]), roles.categorical))
-    for role in ("text", "datetime"):
-        columns = getattr(roles, role)
-        if not columns:
-            continue
-        if not by_role[role]:
-            log.warning("%s columns %s are left out: no `features` option handles %s columns", role, columns, role)
-            continue
-        if role == "text":  # text vectorizers take one column (1-D) at a time
-            for column in columns:
-                branches.append((f"text_{column}", _chain([(n, clone(t)) for n, t in by_role["text"]]), column))
-        else:
+        encoder = instantiate_node(cfg.encoder, "encoder")
+        branches.append(("categorical", [("encoder", encoder), *by_role["categorical"]], roles.categorical))
+    if roles.datetime:
+        if by_role["datetime"]:
             # Numeric options listed after the date option also apply to the calendar parts it gives
             # (features=[temporal,standardize] scales year, month, ...).
-            first = min(order.index(n) for n, _ in by_role[role])
+            first = min(order.index(n) for n, _ in by_role["datetime"])
             after = [(n, clone(t)) for n, t in by_role["numeric"] if order.index(n) > first]
-            branches.append((role, _chain(by_role[role] + after), columns))
+            branches.append(("datetime", by_role["datetime"] + after, roles.datetime))
+        else:
+            log.warning("datetime columns %s are left out: no `features` option handles datetime columns "
+                        "(features=[temporal,...] turns them into calendar parts)", roles.datetime)
+    whole = scaled_pca(whole, cfg.get("features"))
+    sampler = _build_sampler(cfg.sampler, task)
+    model = wrap_model(cfg, model, task, n_classes)
+    downstream = [t for _, t in whole] + ([sampler] if sampler is not None else []) + [model]
+    branches += _text_branches(roles, by_role["text"], downstream)
     if not branches:
-        unhandled = {"text": "features=[ngrams] or features=[bag_of_words]", "datetime": "features=[temporal]"}
-        hints = [f"{role} columns {getattr(roles, role)} need a {role} option: {fix}"
-                 for role, fix in unhandled.items() if getattr(roles, role) and not by_role[role]]
-        raise MlexpError(
-            "no feature columns are left to learn from; "
-            + ("; ".join(hints) + "." if hints else "check data.roles and the features options.")
-        )
+        _nothing_left(roles, by_role)
+    branches = add_imputers(branches, downstream, X, cfg.data.get("impute") if "data" in cfg else None)
 
     # Text vectorizers give sparse matrices: keep the stacked output sparse whatever its density
     # (a dense tf-idf matrix can take gigabytes), and refuse early a step that needs dense input.
     text = any(name.startswith("text_") for name, *_ in branches)
-    steps: List[Tuple[str, Any]] = [
-        ("columns", ColumnTransformer(branches, remainder="drop", sparse_threshold=1.0 if text else 0.3))
-    ]
-    steps += whole
-    sampler = _build_sampler(cfg.sampler, task)
+    column_transformer = ColumnTransformer(
+        [(name, _chain(label_columns(steps)), cols) for name, steps, cols in branches],
+        remainder="drop", sparse_threshold=1.0 if text else 0.3)
+    steps: List[Tuple[str, Any]] = [("columns", column_transformer), *label_columns(whole)]
     if sampler is not None:
         steps.append(("sampler", sampler))
     steps.append(("model", model))
     if text:
+        check_no_sparse_pca(whole)
         _check_takes_sparse(steps[1:])
-    return Pipeline(steps)
+    pipeline = Pipeline(steps)
+    if "data" in cfg and cfg.data.get("weight_column"):
+        request_weights(pipeline)
+    return pipeline
 
 
-def _select_columns(specs: List[Tuple[str, Any, Any]], roles: ColumnRoles, X: pd.DataFrame) -> ColumnRoles:
-    """Roles without the columns that `drop` / `keep` options remove."""
-    kept = [c for role in ROLES for c in getattr(roles, role)]
-    selected = False
-    for name, columns, transformer in specs:
-        if not (isinstance(transformer, str) and transformer in SELECTIONS):
-            continue
-        if columns == WHOLE_MATRIX:
-            raise MlexpError(
-                f"features.{name}.columns=all would {transformer} every column; name the columns "
-                f"(features.{name}.columns=[age,fare]) or a role (numeric, categorical, text, datetime)."
-            )
-        names = list(getattr(roles, columns)) if isinstance(columns, str) else columns
-        unknown = [c for c in names if c not in X.columns]
-        if unknown:
-            raise MlexpError(
-                f"features.{name}.columns names unknown columns {unknown}; columns are: {', '.join(X.columns)}."
-            )
-        kept = [c for c in kept if (c in names) == (transformer == "keep")]
-        selected = True
-        log.info("features.%s: %s %s", name, transformer, names)
-    if not selected:
-        return roles
-    return ColumnRoles(**{role: [c for c in getattr(roles, role) if c in kept] for role in ROLES}, facet=roles.facet)
+def _text_branches(roles: ColumnRoles, options: List[Tuple[str, Any]], downstream: List[Any]) -> list:
+    """One branch per text column (vectorizers take one column at a time). Without a text option, the
+    `ngrams` option's defaults (tf-idf of words and word pairs) when every later step takes sparse input."""
+    from sklearn.base import clone
+
+    from mlexp.pipeline.transformers import ngram_vectorizer
+
+    if not roles.text:
+        return []
+    if not options:
+        if not all(_takes_sparse(step) for step in downstream):
+            log.warning("text columns %s are left out: no `features` option handles text columns, and a later step "
+                        "takes only dense input (features=[ngrams] or [bag_of_words] to use them)", roles.text)
+            return []
+        log.info("text columns %s: tf-idf of words and word pairs (the ngrams option's defaults); choose "
+                 "features=[ngrams,...] or [bag_of_words,...] to set it", roles.text)
+        options = [("ngrams", ngram_vectorizer([1, 2], weighting="tfidf", min_df=2))]
+    return [(f"text_{column}", [(n, clone(t)) for n, t in options], column) for column in roles.text]
 
 
-def _for_task(node: Any, task: str, name: str) -> Any:
-    """A transformer given per task ({classification: {...}, regression: {...}}) for ``task``."""
-    if isinstance(node, DictConfig) and "_target_" not in node and set(node.keys()) <= set(TASKS):
-        if task not in node:
-            raise MlexpError(f"features.{name}.transformer has no {task} form; it has {', '.join(node.keys())}.")
-        return node[task]
-    return node
+def _nothing_left(roles: ColumnRoles, by_role: Dict[str, List[Tuple[str, Any]]]) -> None:
+    unhandled = {"text": "features=[ngrams] or features=[bag_of_words]", "datetime": "features=[temporal]"}
+    hints = [f"{role} columns {getattr(roles, role)} need a {role} option: {fix}"
+             for role, fix in unhandled.items() if getattr(roles, role) and not by_role[role]]
+    raise MlexpError(
+        "no feature columns are left to learn from; "
+        + ("; ".join(hints) + "." if hints else "check data.roles and the features options.")
+    )
 
 
 def _check_takes_sparse(steps: List[Tuple[str, Any]]) -> None:
@@ -213,7 +167,7 @@ def _build_sampler(sampler_cfg: DictConfig, task: str) -> Any:
         raise MlexpError(
             f"sampler {sampler_cfg._target_} balances classes, but the task is {task}. Use sampler=none for regression."
         )
-    return _instantiate(sampler_cfg, "sampler")
+    return instantiate_node(sampler_cfg, "sampler")
 
 
 def _check_encodable(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame) -> None:
@@ -226,15 +180,3 @@ def _check_encodable(cfg: DictConfig, roles: ColumnRoles, X: pd.DataFrame) -> No
             "strings a model cannot take. Use encoder=onehot, encoder=label or encoder=target, or drop "
             "the columns (data.roles.drop=[...])."
         )
-
-
-def _instantiate(node: DictConfig, where: str) -> Any:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    target = node.get("_target_")
-    log.info("%s: %s", where, target)
-    try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as err:
-        raise MlexpError(f"{where} ({target}) could not be built: {err.__cause__ or err}") from err

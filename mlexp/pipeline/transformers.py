@@ -90,6 +90,9 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
             Saturday and Sunday.
         cyclical: replace the periodic parts (month, week, day, dayofweek, dayofyear, hour,
             minute) by their sine and cosine, so December sits next to January.
+        timezone: an IANA zone (``America/Chicago``) the parts are read in. Timestamps that carry
+            an offset (``2017-01-01T06:00:42Z`` is UTC) are converted to it; timestamps without one
+            are taken as already local to it. None: each timestamp's own clock (UTC for ``Z``).
 
     Example:
         >>> import pandas as pd
@@ -100,11 +103,13 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
 
     PERIODS = {"month": 12, "week": 53, "day": 31, "dayofweek": 7, "dayofyear": 366, "hour": 24, "minute": 60}
     LINEAR = ("year", "quarter", "weekend")
-    _parameter_constraints: dict = {"parts": [list, tuple], "cyclical": ["boolean"]}
+    _parameter_constraints: dict = {"parts": [list, tuple], "cyclical": ["boolean"], "timezone": [str, None]}
 
-    def __init__(self, parts=("year", "month", "dayofweek", "hour", "weekend"), cyclical: bool = False):
+    def __init__(self, parts=("year", "month", "dayofweek", "hour", "weekend"), cyclical: bool = False,
+                 timezone=None):
         self.parts = parts
         self.cyclical = cyclical
+        self.timezone = timezone
 
     def fit(self, X, y=None):
         self._validate_params()
@@ -113,6 +118,16 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"parts={list(self.parts)!r}: choose one or more of {', '.join((*self.LINEAR, *self.PERIODS))}."
             )
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(
+                    f"timezone={self.timezone!r} is not a time zone name; use an IANA name such as "
+                    "America/Chicago, Europe/Paris or UTC (features.temporal.transformer.timezone)."
+                ) from err
         self._columns(validate_data(self, X, dtype=None, ensure_all_finite=False))
         return self
 
@@ -121,6 +136,7 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
         out = []
         for dates in self._columns(X):
+            dates = self._local(dates)
             for part in self.parts:
                 values = self._part(dates, part)
                 if self.cyclical and part in self.PERIODS:
@@ -162,6 +178,12 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
             else:
                 parsed.append(pd.DatetimeIndex(pd.to_datetime(column, errors="coerce", format="mixed")))
         return parsed
+
+    def _local(self, dates):
+        """The timestamps on the clock of ``timezone`` (aware ones converted, naive ones taken as local)."""
+        if self.timezone is None or dates.tz is None:
+            return dates
+        return dates.tz_convert(self.timezone)
 
     @staticmethod
     def _part(dates, part: str) -> np.ndarray:
