@@ -1,20 +1,29 @@
-"""Run one trial's job: in this process, through the configured Hydra launcher, or in worker processes.
+"""Run trials' jobs: in this process, in worker processes, or through the configured Hydra launcher.
 
-Each runner starts a job and returns a Future of its `Outcome`, so the sweeper keeps
+Each runner starts one job and returns a Future of its `Outcome`, so the sweeper keeps
 `n_jobs` trials running at all times instead of waiting for a whole batch.
 """
 
 import importlib
 import inspect
 import logging
+import multiprocessing
+import os
+import pickle
+import sys
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["Outcome", "outcome_of", "make_runner"]
+__all__ = ["Outcome", "outcome_of", "make_runner", "START_METHOD"]
 
 log = logging.getLogger("mlexp.tuning")
+
+# Workers are forked from the sweeper before it opens any database or starts a thread, so they
+# start at once with every module already imported. Where fork is unsafe (macOS) or missing
+# (Windows) they are spawned, and import mlexp themselves.
+START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 @dataclass
@@ -25,6 +34,7 @@ class Outcome:
     value: Optional[float] = None
     error: Optional[str] = None
     job_dir: Optional[str] = None
+    ret: Any = None             # Hydra's JobReturn (a slim one from worker processes)
 
 
 def outcome_of(ret: Any) -> Outcome:
@@ -38,83 +48,64 @@ def outcome_of(ret: Any) -> Outcome:
     if ret.status == JobStatus.COMPLETED:
         value = ret.return_value
         try:
-            return Outcome("complete", float(value), job_dir=job_dir)
+            return Outcome("complete", float(value), job_dir=job_dir, ret=ret)
         except (TypeError, ValueError):
-            return Outcome("fail", error=f"the job returned {value!r}, not a number", job_dir=job_dir)
+            return Outcome("fail", error=f"the job returned {value!r}, not a number", job_dir=job_dir, ret=ret)
     error = ret._return_value  # JobReturn keeps the job's exception here (return_value re-raises it)
     if isinstance(error, optuna.TrialPruned):
-        return Outcome("pruned", error=str(error), job_dir=job_dir)
-    return Outcome("fail", error=f"{type(error).__name__}: {error}", job_dir=job_dir)
+        return Outcome("pruned", error=str(error), job_dir=job_dir, ret=ret)
+    return Outcome("fail", error=f"{type(error).__name__}: {error}", job_dir=job_dir, ret=ret)
 
 
-def make_runner(launcher: Any, n_jobs: int, config: Any, hydra_context: Any, task_function: Callable) -> Any:
+def make_runner(launcher: Any, n_jobs: int, composer: Any, hydra_context: Any, task_function: Callable) -> Any:
     """The runner for ``n_jobs`` parallel trials with the configured launcher.
 
-    - one at a time: the launcher itself, in this thread (Hydra's basic launcher runs in-process);
-    - several with Hydra's basic launcher: persistent worker processes (jobs in one process would
-      share Hydra's global state), each running Hydra's own ``run_job``;
-    - several with any other launcher (joblib, submitit, ...): one launcher call per trial from
-      ``n_jobs`` threads, so a finished trial's slot is refilled at once.
+    - Hydra's basic launcher, one at a time: mlexp's lean job in this process;
+    - the basic launcher, several: that job in ``n_jobs`` persistent worker processes;
+    - any other launcher (joblib, submitit, ...): one launcher call per trial from ``n_jobs``
+      threads, so a finished trial's slot is refilled at once.
     """
     from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
+    if not isinstance(launcher, BasicLauncher):
+        return _LauncherRunner(launcher, n_jobs)
     if n_jobs <= 1:
-        return _InlineRunner(launcher)
-    if isinstance(launcher, BasicLauncher):
-        return _ProcessRunner(n_jobs, config, hydra_context, task_function)
-    return _ThreadRunner(launcher, n_jobs)
+        return _InlineRunner(composer, task_function, hydra_context.callbacks)
+    return _ProcessRunner(n_jobs, composer, task_function)
+
+
+def _failed(err: BaseException) -> Future:
+    future: Future = Future()
+    future.set_result(Outcome("fail", error=f"{type(err).__name__}: {err}"))
+    return future
 
 
 class _InlineRunner:
-    def __init__(self, launcher: Any):
-        self.launcher = launcher
+    def __init__(self, composer: Any, task_function: Callable, callbacks: Any):
+        self.composer, self.task_function, self.callbacks = composer, task_function, callbacks
 
     def start(self, overrides: Sequence[str], number: int) -> Future:
+        from mlexp.tuning._job import run_trial_job
+
+        try:  # a composition error fails this trial only
+            config = self.composer.compose(list(overrides))
+        except Exception as err:  # noqa: BLE001
+            return _failed(err)
         future: Future = Future()
-        future.set_result(_launch_one(self.launcher, overrides, number))
+        future.set_result(outcome_of(run_trial_job(self.task_function, config, self.callbacks, number)))
         return future
 
     def shutdown(self) -> None:
         pass
 
 
-class _ThreadRunner:
+class _LauncherRunner:
     def __init__(self, launcher: Any, n_jobs: int):
         self.launcher = launcher
         self.pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="mlexp-trial")
 
     def start(self, overrides: Sequence[str], number: int) -> Future:
         return self.pool.submit(_launch_one, self.launcher, overrides, number)
-
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-class _ProcessRunner:
-    def __init__(self, n_jobs: int, config: Any, hydra_context: Any, task_function: Callable):
-        import multiprocessing
-
-        self.config = config
-        self.config_loader = hydra_context.config_loader
-        # spawn, not fork: the sweeper holds database connections and threads.
-        self.pool = ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(_task_reference(task_function),),
-        )
-
-    def start(self, overrides: Sequence[str], number: int) -> Future:
-        from omegaconf import open_dict
-
-        try:  # composed here, so a bad override fails this trial without a worker round trip
-            sweep_config = self.config_loader.load_sweep_config(self.config, list(overrides))
-        except Exception as err:  # noqa: BLE001 - any composition error is this trial's failure
-            future: Future = Future()
-            future.set_result(Outcome("fail", error=f"{type(err).__name__}: {err}"))
-            return future
-        with open_dict(sweep_config):
-            sweep_config.hydra.job.id = number
-            sweep_config.hydra.job.num = number
-        return self.pool.submit(_run_in_worker, sweep_config)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -128,45 +119,163 @@ def _launch_one(launcher: Any, overrides: Sequence[str], number: int) -> Outcome
     return outcome_of(returns[0])
 
 
+class _ProcessRunner:
+    def __init__(self, n_jobs: int, composer: Any, task_function: Callable):
+        self.n_jobs = n_jobs
+        self.args = (composer, task_function)
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        global _worker
+        context = multiprocessing.get_context(START_METHOD)
+        if START_METHOD == "fork":
+            _worker = _Worker(*self.args)  # inherited by the forked workers: nothing pickled
+            initargs: tuple = ()
+        else:
+            composer, task_function = self.args
+            initargs = (pickle.dumps((composer.loader, composer.master)), _task_reference(task_function))
+        pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=context, initializer=_init_worker,
+                                   initargs=initargs)
+        for _ in range(self.n_jobs):  # fork: every worker now, before this process opens databases or threads
+            pool.submit(os.getpid)
+        return pool
+
+    def start(self, overrides: Sequence[str], number: int) -> Future:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            inner = self.pool.submit(_run_in_worker, list(overrides), number)
+        except BrokenProcessPool:  # a worker was killed: the pool cannot take work; start a new one
+            self.pool = self._start()
+            inner = self.pool.submit(_run_in_worker, list(overrides), number)
+        future: Future = Future()
+        inner.add_done_callback(lambda done: future.set_result(_worker_result(done)))
+        return future
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _worker_result(done: Future) -> Outcome:
+    error = done.exception()
+    if error is None:
+        return done.result()
+    return Outcome("fail", error=f"the worker process running this trial stopped ({type(error).__name__}: {error})")
+
+
 # ---- inside a worker process -------------------------------------------------------------
 
-_worker_task: Optional[Callable] = None
+class _Worker:
+    def __init__(self, composer: Any, task_function: Callable):
+        from hydra._internal.callbacks import Callbacks
+
+        self.composer, self.task_function = composer, task_function
+        self.callbacks = Callbacks(composer.master)
 
 
-def _task_reference(task_function: Callable) -> tuple:
-    # The task function is usually wrapped by @hydra.main under its own name, so it cannot be
-    # pickled by reference; the worker imports the module and unwraps the decorator instead.
-    return task_function.__module__, task_function.__qualname__
+_worker: Optional[_Worker] = None
 
 
-def _init_worker(task_reference: tuple) -> None:
-    # Hydra's global state is not picklable (OmegaConf resolvers); the worker sets up its own:
-    # Hydra's resolvers here, the job's HydraConfig in run_job, the job name below.
-    global _worker_task
-    from hydra.core.utils import setup_globals
-
-    setup_globals()
-    module, qualname = task_reference
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    _worker_task = inspect.unwrap(target)
-
-
-def _run_in_worker(sweep_config: Any) -> Outcome:
-    from hydra._internal.callbacks import Callbacks
-    from hydra.core.utils import JobRuntime, run_job
-    from hydra.types import HydraContext
-
-    JobRuntime.instance().set("name", sweep_config.hydra.job.name)
+def _task_reference(task_function: Callable) -> bytes:
+    """How a spawned worker finds the task function: by module and name when it can be imported so
+    (a function wrapped by @hydra.main cannot be pickled by reference), else the object pickled."""
+    module, name = getattr(task_function, "__module__", None), getattr(task_function, "__qualname__", None)
+    if module and name and "<locals>" not in name:
+        try:
+            target: Any = importlib.import_module(module)
+            for part in name.split("."):
+                target = getattr(target, part)
+            if inspect.unwrap(target) is inspect.unwrap(task_function):
+                return pickle.dumps(("name", module, name))
+        except (ImportError, AttributeError):
+            pass
     try:
-        ret = run_job(
-            hydra_context=HydraContext(config_loader=None, callbacks=Callbacks(sweep_config)),  # type: ignore[arg-type]
-            task_function=_worker_task,  # type: ignore[arg-type]
-            config=sweep_config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
-        return outcome_of(ret)
+        return pickle.dumps(("object", task_function))
+    except Exception:  # noqa: BLE001 - closures and lambdas: cloudpickle (joblib's) pickles them by value
+        import cloudpickle
+
+        return pickle.dumps(("cloudpickle", cloudpickle.dumps(task_function)))
+
+
+def _task_from_reference(reference: bytes) -> Callable:
+    kind, *rest = pickle.loads(reference)
+    if kind == "name":
+        target: Any = importlib.import_module(rest[0])
+        for part in rest[1].split("."):
+            target = getattr(target, part)
+        return inspect.unwrap(target)
+    return rest[0] if kind == "object" else pickle.loads(rest[0])
+
+
+def _init_worker(loader_and_master: Optional[bytes] = None, task_reference: Optional[bytes] = None) -> None:
+    global _worker
+    _die_with_parent()
+    if loader_and_master is not None:  # spawned: set up Hydra's global state and the composer here
+        from hydra.core.utils import JobRuntime, setup_globals
+
+        from mlexp.tuning._compose import Composer
+
+        setup_globals()
+        loader, master = pickle.loads(loader_and_master)
+        JobRuntime.instance().set("name", master.hydra.job.name)
+        _worker = _Worker(Composer(loader, master), _task_from_reference(task_reference))  # type: ignore[arg-type]
+
+
+def _die_with_parent() -> None:
+    # A worker must not outlive a sweeper killed with SIGKILL: a restarted sweep runs its trial again.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_in_worker(overrides: Sequence[str], number: int) -> Outcome:
+    from mlexp.tuning._job import run_trial_job
+
+    assert _worker is not None
+    try:
+        config = _worker.composer.compose(list(overrides))
+        outcome = outcome_of(run_trial_job(_worker.task_function, config, _worker.callbacks, number))
     except Exception as err:  # noqa: BLE001 - report, never lose the worker's error
         return Outcome("fail", error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}")
+    outcome.ret = _slim(outcome.ret)
+    return outcome
+
+
+def _slim(ret: Any) -> Any:
+    """The JobReturn with its configs as plain containers: cheap to send to the sweeper, which
+    turns them back into configs only when the sweep returns (restored())."""
+    from hydra.core.utils import JobReturn
+    from omegaconf import OmegaConf
+
+    def plain(node: Any) -> Any:
+        return None if node is None else OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+
+    slim = JobReturn(overrides=ret.overrides, cfg=plain(ret.cfg), hydra_cfg=plain(ret.hydra_cfg),
+                     working_dir=ret.working_dir, task_name=ret.task_name, status=ret.status)
+    slim._return_value = ret._return_value if _picklable(ret._return_value) else RuntimeError(str(ret._return_value))
+    return slim
+
+
+def restored(ret: Any) -> Any:
+    """A JobReturn from a worker process with its configs as OmegaConf configs again."""
+    from omegaconf import OmegaConf
+
+    if isinstance(ret.cfg, dict):
+        ret.cfg = OmegaConf.create(ret.cfg)
+    if isinstance(ret.hydra_cfg, dict):
+        ret.hydra_cfg = OmegaConf.create(ret.hydra_cfg)
+    return ret
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+        return True
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,58 @@
+"""Hydra's own launcher/sweeper suites (hydra.test_utils.launcher_common_tests) run against mlexp's sweeper.
+
+The suites are written for sweepers that expand ``key=a,b`` into one job per combination. mlexp's
+tuner does that with tuner=grid (every combination once; ``sweep()`` returns the JobReturns in the
+order of the values given), so the suites run with grid settings, given to the sweeper through
+``hydra.sweeper.tuner`` because Hydra's test applications have no ``tuner`` node.
+``max_failure_rate: 1.0`` because the suites' jobs return no number (None, 100 or "foo"): a search
+sweeper records a job that returns no objective as a failed trial, and must not stop the sweep here.
+
+Which suites apply:
+- ``LauncherTestSuite``: all of it, with Hydra's basic launcher, jobs in this process
+  (tuner.n_jobs=1) and in worker processes (tuner.n_jobs=2, which also runs Hydra's
+  ``SweepTaskFunction``, an object without ``__qualname__``, in the workers).
+- ``IntegrationTestSuite``: all of it (real applications in subprocesses; job names, sweep and
+  job directories including ``hydra.job.override_dirname``, original cwd, absolute paths).
+  ``test_to_absolute_path_multirun`` runs the same sweep directory twice; mlexp's tuner resumes
+  the study it finds there (a finished one runs nothing), so each run gets its own study name.
+- ``BatchedSweeperTestSuite`` does not apply: it checks that a sweeper splits the combinations
+  into batches of ``hydra.sweeper.max_batch_size`` and returns one list per batch. mlexp's tuner
+  has no batches: it keeps ``tuner.n_jobs`` trials running and starts the next one as soon as one
+  finishes (a batch would leave slots idle), so it has no max_batch_size and returns one list.
+"""
+
+import itertools
+
+import pytest
+from hydra.test_utils import launcher_common_tests
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+
+GRID = "name:grid,n_trials:null,max_failure_rate:1.0,plots:false,sampler:{_target_:optuna.samplers.GridSampler}"
+SWEEPER = ["hydra/sweeper=mlexp", f"hydra.sweeper.tuner={{{GRID}}}"]
+WORKERS = ["hydra/sweeper=mlexp", f"hydra.sweeper.tuner={{{GRID},n_jobs:2}}"]
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [
+    pytest.param("basic", list(SWEEPER), id="in-process"),
+    pytest.param("basic", list(WORKERS), id="worker-processes"),
+])
+class TestMlexpSweeperLaunches(LauncherTestSuite):
+    """Hydra's launcher suite through mlexp's tuner (the basic launcher runs each trial's job)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [
+    ({}, ["-m", "hydra/launcher=basic", *SWEEPER]),
+])
+class TestMlexpSweeperIntegration(IntegrationTestSuite):
+    """Hydra's integration suite: real applications run with ``-m hydra/sweeper=mlexp``."""
+
+    def test_to_absolute_path_multirun(self, tmpdir, task_launcher_cfg, extra_flags, monkeypatch) -> None:
+        runs = itertools.count()
+        real = launcher_common_tests.integration_test
+
+        def fresh_study(*args, overrides, **kwargs):
+            return real(*args, overrides=[*overrides, f"++hydra.sweeper.tuner.study_name=run{next(runs)}"], **kwargs)
+
+        monkeypatch.setattr(launcher_common_tests, "integration_test", fresh_study)
+        super().test_to_absolute_path_multirun(tmpdir, task_launcher_cfg, extra_flags)
