@@ -27,6 +27,18 @@ import pytest
 from hydra.test_utils import launcher_common_tests
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 
+@pytest.fixture(autouse=True)
+def version_base_of_an_app_that_sets_none():
+    """The suites' applications set no version_base (Hydra 1.1 behaviour, e.g. jobs change directory);
+    a test that composed mlexp's config earlier in this process left 1.3 in Hydra's singleton."""
+    from hydra import version
+
+    base = version.VersionBase.instance()
+    saved, base.version_base = base.version_base, version._UNSPECIFIED_
+    yield
+    version.VersionBase.instance().version_base = saved
+
+
 GRID = "name:grid,n_trials:null,max_failure_rate:1.0,plots:false,sampler:{_target_:optuna.samplers.GridSampler}"
 SWEEPER = ["hydra/sweeper=mlexp", f"hydra.sweeper.tuner={{{GRID}}}"]
 WORKERS = ["hydra/sweeper=mlexp", f"hydra.sweeper.tuner={{{GRID},n_jobs:2}}"]
@@ -56,3 +68,26 @@ class TestMlexpSweeperIntegration(IntegrationTestSuite):
 
         monkeypatch.setattr(launcher_common_tests, "integration_test", fresh_study)
         super().test_to_absolute_path_multirun(tmpdir, task_launcher_cfg, extra_flags)
+
+
+def failing_task(cfg):
+    raise ValueError(f"bad value a={cfg.a}")
+
+
+def test_spawned_workers_take_any_task_and_report_its_errors(hydra_sweep_runner, monkeypatch, tmp_path):
+    """Where workers are spawned (macOS, Windows), the task function is sent to them: Hydra's
+    SweepTaskFunction is an object without __qualname__, and its job's error must come back as the
+    trial's error (it used to be AttributeError: 'SweepTaskFunction' object has no attribute '__qualname__')."""
+    import optuna
+
+    from mlexp.tuning import _launch
+
+    monkeypatch.setattr(_launch, "START_METHOD", "spawn")
+    sweep = hydra_sweep_runner(calling_file=None, calling_module="hydra.test_utils.a_module",
+                               task_function=failing_task, config_path="configs", config_name="compose.yaml",
+                               overrides=[*WORKERS, "+a=0,1"], temp_dir=tmp_path)
+    with sweep:
+        assert [r.status.name for r in sweep.returns[0]] == ["FAILED", "FAILED"]
+        trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+        errors = sorted(t.user_attrs["error"] for t in trials)
+    assert errors == ["ValueError: bad value a=0", "ValueError: bad value a=1"]

@@ -108,7 +108,8 @@ def test_command_line_sweeper_params_become_sweep_overrides():
 
 def test_trial_reporter_steps_are_folds_or_epochs_across_folds(tmp_path):
     storage = f"sqlite:///{tmp_path / 'r.db'}"
-    study = optuna.create_study(storage=storage, direction="maximize", pruner=optuna.pruners.NopPruner())
+    never = optuna.pruners.MedianPruner(n_startup_trials=1000)  # a pruner: intermediate values are stored
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=never)
     folds = TrialReporter(study.ask(), "roc_auc", "maximize")
     for fold, value in enumerate([0.9, 0.8, 0.7]):
         folds.report(fold, value)
@@ -121,10 +122,13 @@ def test_trial_reporter_steps_are_folds_or_epochs_across_folds(tmp_path):
     for fold, last in ((0, 2), (1, 3)):
         for epoch in range(1, last + 1):
             stopped.report_epoch(fold, epoch, {"roc_auc": fold + epoch / 10})
+    study.pruner = optuna.pruners.NopPruner()  # no pruner: nothing reads them, nothing is written
+    TrialReporter(study.ask(), "roc_auc", "maximize").report(0, 0.9)
     trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
     assert trials[0].intermediate_values == {0: 0.9, 1: 0.8, 2: 0.7}
     assert trials[1].intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3, 4: 1.1, 5: 1.2, 6: 1.3}
     assert trials[2].intermediate_values == {1: 0.1, 2: 0.2, 3: 1.1, 4: 1.2, 5: 1.3}
+    assert trials[3].intermediate_values == {}
 
 
 def test_trial_reporter_prunes_inside_a_later_fold(tmp_path):
@@ -257,7 +261,7 @@ def test_tpe_sweep_writes_results_and_best_config_reruns(tmp_path):
     assert results["trials"] == {"complete": 3, "pruned": 0, "failed": 0, "retried": 0}
     table = pd.read_csv(sweep / "trials.csv")
     assert list(table["number"]) == [0, 1, 2] and table["value"].max() == pytest.approx(max(values))
-    assert all(len(json.loads(v)) == 2 for v in table["intermediate_values"])  # one value per fold
+    assert all(json.loads(v) == {} for v in table["intermediate_values"])  # no pruner: not stored
     for plot in ("optimization_history.png", "param_importances.png"):
         assert (sweep / plot).stat().st_size > 1000
 
@@ -403,7 +407,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 # ---- storages: URLs, journal files by plain path, clear errors ---------------------------
 
 def test_storage_setting_becomes_a_url_or_a_journal_file(tmp_path):
-    from mlexp.tuning._study import storage_url
+    from mlexp.tuning._storage import storage_url
 
     assert storage_url(None, str(tmp_path)) == f"sqlite:///{tmp_path / 'optuna.db'}"
     assert storage_url("postgresql://u@db/s", str(tmp_path)) == "postgresql://u@db/s"
@@ -414,7 +418,7 @@ def test_storage_setting_becomes_a_url_or_a_journal_file(tmp_path):
 
 
 def test_unusable_storages_are_one_clear_error(tmp_path):
-    from mlexp.tuning._study import open_storage, storage_url
+    from mlexp.tuning._storage import open_storage, storage_url
 
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
     (tmp_path / "text.db").write_text("not sqlite")

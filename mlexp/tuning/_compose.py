@@ -27,11 +27,12 @@ class Composer:
         self.master_hydra: List[str] = OmegaConf.to_container(master_config.hydra.overrides.hydra)  # type: ignore
         self._bases: Dict[Tuple[str, ...], DictConfig] = {}
         self._groups: Optional[set] = None
+        self._parsed: Dict[str, Any] = {}
 
     def compose(self, overrides: List[str]) -> DictConfig:
         """The job config for ``overrides`` (the same as ``config_loader.load_sweep_config(master, overrides)``)."""
         try:
-            parsed = self.parser.parse_overrides(list(overrides))
+            parsed = [self._parse(text) for text in overrides]
         except Exception:  # noqa: BLE001 - Hydra's own composition reports the bad override
             return self.loader.load_sweep_config(self.master, list(overrides))
         structural = tuple(o.input_line for o in parsed if self._is_structural(o))
@@ -49,6 +50,15 @@ class Composer:
         except Exception:  # noqa: BLE001 - let Hydra compose it (and word any error) the ordinary way
             return self.loader.load_sweep_config(self.master, list(overrides))
 
+    def _parse(self, text: str) -> Any:
+        """Hydra's parse of one override, remembered for the overrides every trial repeats."""
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            parsed = self.parser.parse_override(text)
+            if len(self._parsed) < 10_000:
+                self._parsed[text] = parsed
+        return parsed
+
     def _is_structural(self, override: Any) -> bool:
         """A config-group choice (or a package override): part of the defaults list, not a value."""
         if isinstance(override.value(), dict):
@@ -58,7 +68,7 @@ class Composer:
             return True
         if self._groups is not None and key in self._groups:
             return True
-        return bool(self.loader.repository.group_exists(key))
+        return "." not in key and bool(self.loader.repository.group_exists(key))  # group paths use /, not .
 
     def _apply(self, base: DictConfig, parsed: List[Any], values: List[Any]) -> DictConfig:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname

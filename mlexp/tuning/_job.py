@@ -31,24 +31,22 @@ def run_trial_job(task_function: Callable, config: DictConfig, callbacks: Any, n
     with open_dict(config.hydra.job):
         config.hydra.job.id = number
         config.hydra.job.num = number
-    HydraConfig.instance().set_config(config)
+    # HydraConfig holds the job's own config (Hydra holds a copy of its hydra node): nothing else uses it.
+    OmegaConf.set_readonly(config.hydra, True)
+    HydraConfig.instance().cfg = config
     output_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
     subdir = OmegaConf.select(config, "hydra.sweep.subdir")
     if subdir is not None:
         output_dir = os.path.join(output_dir, str(subdir))
     output_dir = os.path.abspath(output_dir)
-    for node in (config.hydra, HydraConfig.instance().cfg.hydra):  # the job's config and the copy HydraConfig holds
-        with read_write(node.runtime), open_dict(node.runtime):
-            node.runtime.output_dir = output_dir
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = output_dir
     chdir = _chdir(config.hydra.job.chdir)
     try:
         ret = JobReturn()
-        task_cfg = copy.deepcopy(config)
-        with read_write(task_cfg), open_dict(task_cfg):
-            del task_cfg["hydra"]
-        ret.cfg = task_cfg
-        ret.hydra_cfg = HydraConfig.instance().cfg
-        ret.overrides = list(config.hydra.overrides.task)
+        ret.cfg = task_cfg = _without_hydra(config)
+        ret.hydra_cfg = config  # its .hydra is the job's hydra node (run_job gives a copy of that node alone)
+        ret.overrides = OmegaConf.to_container(config.hydra.overrides.task)
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         if chdir:
             os.chdir(output_dir)
@@ -58,7 +56,7 @@ def run_trial_job(task_function: Callable, config: DictConfig, callbacks: Any, n
             record = Path(output_dir) / str(config.hydra.output_subdir)
             record.mkdir(parents=True, exist_ok=True)
             _save(task_cfg, record / "config.yaml")
-            _save(ret.hydra_cfg, record / "hydra.yaml")
+            _save({"hydra": config.hydra}, record / "hydra.yaml")
             _save(config.hydra.overrides.task, record / "overrides.yaml")
         with env_override(dict(config.hydra.job.env_set)):
             callbacks.on_job_start(config=config, task_function=task_function)
@@ -78,6 +76,22 @@ def run_trial_job(task_function: Callable, config: DictConfig, callbacks: Any, n
             os.chdir(old_cwd)
 
 
+def _without_hydra(config: DictConfig) -> DictConfig:
+    """A deep copy of the job's config less its hydra node (what the task function gets), without
+    copying the hydra node first only to delete it (Hydra's run_job does)."""
+    content = config.__dict__.get("_content")
+    if isinstance(content, dict) and "hydra" in content:
+        hydra_node = content.pop("hydra")
+        try:
+            return copy.deepcopy(config)
+        finally:
+            content["hydra"] = hydra_node
+    task_cfg = copy.deepcopy(config)  # pragma: no cover - an OmegaConf without _content
+    with read_write(task_cfg), open_dict(task_cfg):
+        del task_cfg["hydra"]
+    return task_cfg
+
+
 def _chdir(setting: Any) -> bool:
     """hydra.job.chdir; unset: as Hydra decides for the application's version_base (changes before 1.2)."""
     if setting is not None:
@@ -88,6 +102,9 @@ def _chdir(setting: Any) -> bool:
 
 
 def _save(node: Any, path: Path) -> None:
-    content = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+    if isinstance(node, dict):
+        content = {key: OmegaConf.to_container(value, resolve=False, enum_to_str=True) for key, value in node.items()}
+    else:
+        content = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
     with open(path, "w", encoding="utf-8") as handle:
         yaml.dump(content, handle, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True)

@@ -133,7 +133,8 @@ class _ProcessRunner:
             initargs: tuple = ()
         else:
             composer, task_function = self.args
-            initargs = (pickle.dumps((composer.loader, composer.master)), _task_reference(task_function))
+            cloudpickle = _cloudpickle()  # Hydra's config sources may be classes pickle cannot find by name
+            initargs = (cloudpickle.dumps((composer.loader, composer.master)), _task_reference(task_function))
         pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=context, initializer=_init_worker,
                                    initargs=initargs)
         for _ in range(self.n_jobs):  # fork: every worker now, before this process opens databases or threads
@@ -191,10 +192,17 @@ def _task_reference(task_function: Callable) -> bytes:
             pass
     try:
         return pickle.dumps(("object", task_function))
-    except Exception:  # noqa: BLE001 - closures and lambdas: cloudpickle (joblib's) pickles them by value
-        import cloudpickle
+    except Exception:  # noqa: BLE001 - closures and lambdas: cloudpickle pickles them by value
+        return pickle.dumps(("cloudpickle", _cloudpickle().dumps(task_function)))
 
-        return pickle.dumps(("cloudpickle", cloudpickle.dumps(task_function)))
+
+def _cloudpickle() -> Any:
+    # scikit-learn's joblib depends on cloudpickle (older joblib versions carry their own copy).
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover
+        from joblib.externals import cloudpickle  # type: ignore[no-redef]
+    return cloudpickle
 
 
 def _task_from_reference(reference: bytes) -> Callable:
@@ -256,7 +264,8 @@ def _slim(ret: Any) -> Any:
     def plain(node: Any) -> Any:
         return None if node is None else OmegaConf.to_container(node, resolve=False, enum_to_str=True)
 
-    slim = JobReturn(overrides=ret.overrides, cfg=plain(ret.cfg), hydra_cfg=plain(ret.hydra_cfg),
+    hydra = None if ret.hydra_cfg is None else {"hydra": plain(ret.hydra_cfg.hydra)}
+    slim = JobReturn(overrides=ret.overrides, cfg=plain(ret.cfg), hydra_cfg=hydra,
                      working_dir=ret.working_dir, task_name=ret.task_name, status=ret.status)
     slim._return_value = ret._return_value if _picklable(ret._return_value) else RuntimeError(str(ret._return_value))
     return slim

@@ -29,6 +29,7 @@ class TrialLoop:
         self.outcomes: List[Any] = []       # (trial number, params, Outcome) of the trials run here
         self.stopped_by: Optional[str] = None
         self._last_stale_check = 0.0
+        self._snapshot: Optional[List[Any]] = None  # the trials as read right after the last tell
 
     def run(self) -> Optional[str]:
         """Run until the study has n_trials (or failures pass the limit); the reason it stopped early, if any."""
@@ -66,7 +67,8 @@ class TrialLoop:
         from optuna.trial import TrialState
 
         self._check_stale()
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self._snapshot if self._snapshot is not None else self.study.get_trials(deepcopy=False)
+        self._snapshot = None
         in_flight = sum(1 for t in trials if t.state == TrialState.RUNNING)
         if len(_study.counted_trials(trials)) + in_flight >= self.n_trials:
             return None
@@ -74,7 +76,9 @@ class TrialLoop:
         self.heartbeat.first_beat(trial._trial_id)
         for key, value in _study.worker_attrs().items():  # first: who runs it (see fail_orphans)
             trial.set_user_attr(key, value)
-        if _study.budget_rank(self.study.get_trials(deepcopy=False), trial.number) >= self.n_trials:
+        if trial.number > len(trials):  # other trials were asked since our count (another worker's): count again
+            trials = self.study.get_trials(deepcopy=False)
+        if _study.budget_rank(trials, trial.number) >= self.n_trials:
             # Other workers used up n_trials between our count and ask: fail it, never run it.
             trial.set_user_attr(_study.SURPLUS_ATTR, True)
             self.heartbeat.remove(trial._trial_id)
@@ -84,6 +88,7 @@ class TrialLoop:
 
     def _start(self, trial: Any) -> Future:
         from mlexp.tuning._launch import Outcome
+        from mlexp.tuning._trial import share_live
 
         try:
             overrides = self.plan(trial)
@@ -92,13 +97,18 @@ class TrialLoop:
             future.set_result(Outcome("fail", error=f"{type(err).__name__}: {err}"))
             return future
         trial.set_user_attr("overrides", overrides)
+        share_live(trial)
         return self.runner.start(overrides + [self.identity(trial)], trial.number)
 
     def _finish(self, trial: Any, outcome: Any) -> None:
+        from mlexp.tuning._trial import drop_live
+
+        drop_live(trial)
         self.heartbeat.remove(trial._trial_id)
         tell(self.study, trial, outcome)
         self.outcomes.append((trial.number, dict(trial.params), outcome))
-        self.stopped_by = self.stopped_by or self._progress(trial, outcome)
+        self._snapshot = self.study.get_trials(deepcopy=False)  # read once: for the progress line and the next ask
+        self.stopped_by = self.stopped_by or self._progress(trial, outcome, self._snapshot)
 
     def _others_running(self) -> bool:
         """Trials of other workers still run (and could still fail and be queued again)."""
@@ -123,11 +133,11 @@ class TrialLoop:
         interval = self.settings.heartbeat_interval
         return min(float(interval), 5.0) if interval else None
 
-    def _progress(self, trial: Any, outcome: Any) -> Optional[str]:
-        counted = _study.counted_trials(self.study.get_trials(deepcopy=False))
+    def _progress(self, trial: Any, outcome: Any, trials: List[Any]) -> Optional[str]:
+        counted = _study.counted_trials(trials)
         states = [t.state.name for t in counted]
         failed = states.count("FAIL")
-        best = best_trial(self.study)
+        best = _best_of(trials, self.study.direction.name == "MAXIMIZE")
         shown = f"value={outcome.value:.4f}" if outcome.value is not None else (outcome.error or "").splitlines()[0][:200]
         log.info(
             "trial %d %s %s | %d/%d done: %d complete, %d pruned, %d failed | best %s",
@@ -146,6 +156,13 @@ class TrialLoop:
         return None
 
 
+def _best_of(trials: List[Any], maximize: bool) -> Any:
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    if not complete:
+        return None
+    return max(complete, key=lambda t: t.value) if maximize else min(complete, key=lambda t: t.value)
+
+
 def tell(study: Any, trial: Any, outcome: Any) -> None:
     """Record a job's outcome on its trial (the job directory too, if the job did not name it)."""
     from optuna.trial import TrialState
@@ -162,13 +179,6 @@ def tell(study: Any, trial: Any, outcome: Any) -> None:
         # after the trial's state is already stored.
         if "Study.stop" not in str(err):
             raise
-
-
-def best_trial(study: Any) -> Any:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
 
 
 class Heartbeat:

@@ -79,9 +79,10 @@ class TrialReporter(Reporter):
     def _report(self, step: int, value: float) -> None:
         import optuna
 
+        if isinstance(self.trial.study.pruner, optuna.pruners.NopPruner):
+            return  # nothing would read it: no write to the storage (the job's metrics.json has every fold)
         self.trial.report(value, step)
-        if not isinstance(self.trial.study.pruner, optuna.pruners.NopPruner):
-            self._prune = self.trial.should_prune()
+        self._prune = self.trial.should_prune()
 
 
 def trial_reporter(cfg: Any, metric: str, direction: str) -> TrialReporter:

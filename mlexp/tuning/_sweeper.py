@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlexp.errors import MlexpError
+from mlexp.tuning._samplers import build, build_sampler, is_grid
 from mlexp.tuning._settings import TunerSettings, budget_steps, study_direction
 from mlexp.tuning._space import Param, default_space, format_value, grid_values, parse_params, suggest
 
@@ -43,7 +44,7 @@ class TunerSweeper:
     def sweep(self, arguments: List[str]) -> Any:
         import optuna
 
-        from mlexp.tuning import _study
+        from mlexp.tuning import _storage, _study
         from mlexp.tuning._compose import Composer
         from mlexp.tuning._launch import make_runner
         from mlexp.tuning._loop import TrialLoop
@@ -60,12 +61,14 @@ class TunerSweeper:
         composer = Composer(self.hydra_context.config_loader, self.config)
         self._check_space(composer)  # a wrong key fails here, before any trial or study exists
         grid = self._grid(settings)
-        url = _study.storage_url(settings.storage, str(sweep_dir))
+        url = _storage.storage_url(settings.storage, str(sweep_dir))
+        if settings.storage is None:  # the sweep's own file: no other machine shares it, heartbeats serve no one
+            settings.heartbeat_interval = None
         runner = make_runner(self.launcher, settings.n_jobs, composer, self.hydra_context, self.task_function)
         try:  # from here on worker processes run: stop them whatever happens
-            storage = _study.open_storage(url, heartbeat_interval=settings.heartbeat_interval,
+            storage = _storage.open_storage(url, heartbeat_interval=settings.heartbeat_interval,
                                           max_retry=settings.max_retry)
-            pruner = _build("tuner.pruner", settings.pruner, optuna.pruners.BasePruner) if settings.pruner else (
+            pruner = build("tuner.pruner", settings.pruner, optuna.pruners.BasePruner) if settings.pruner else (
                 optuna.pruners.NopPruner())
             study = optuna.create_study(storage=storage, study_name=settings.study_name, direction=direction,
                                         load_if_exists=True, pruner=pruner, sampler=optuna.samplers.RandomSampler())
@@ -76,7 +79,7 @@ class TunerSweeper:
             orphans = _study.fail_orphans(study, settings.max_retry)
             settle(study)
             earlier = _study.counted_trials(study.get_trials(deepcopy=False))
-            study.sampler = self._sampler(settings, study, grid)
+            study.sampler = build_sampler(settings, study, grid)
             n_trials = settings.n_trials
             if grid is not None:
                 n_trials = len(grid[1]) if n_trials is None else min(n_trials, len(grid[1]))
@@ -118,7 +121,7 @@ class TunerSweeper:
             p for p in self._default_params(self.config) if p.name not in self.given
         ]
         self.space_names = [p.name for p in self.sampled] + [p.name for p in self.base_space if p.distribution is not None]
-        if not self.space_names and not _is_grid(settings):
+        if not self.space_names and not is_grid(settings):
             raise MlexpError(
                 "nothing to tune: the model declares no search_space and no parameter was given. Add one, e.g. "
                 "`mlexp -m tuner=tpe 'model.C=tag(log,interval(1e-3,1e2))'` or a search_space: node in the model option."
@@ -200,10 +203,10 @@ class TunerSweeper:
 
         return identity_override({**self.identity, "number": trial.number, "trial_id": trial._trial_id})
 
-    # ---- samplers and spaces ---------------------------------------------------------------
+    # ---- grid and spaces -------------------------------------------------------------------
     def _grid(self, settings: TunerSettings) -> Optional[Tuple[Dict[str, List[Any]], List[Tuple]]]:
         """For tuner=grid: (values of each parameter, every combination in order); None for other samplers."""
-        if not _is_grid(settings):
+        if not is_grid(settings):
             return None
         if self.model_choice and self.default_space_on:
             raise MlexpError(
@@ -216,23 +219,6 @@ class TunerSweeper:
         params = [p for p in self.sampled + self.base_space if p.distribution is not None]
         values = {p.name: grid_values(p) for p in params}
         return values, list(itertools.product(*values.values()))
-
-    def _sampler(self, settings: TunerSettings, study: Any, grid: Optional[Tuple]) -> Any:
-        """The configured sampler (a grid gets its values); seeds shift by the trials already run,
-        so a resumed random search does not repeat the points it started with (not a grid's)."""
-        import optuna
-
-        kwargs: Dict[str, Any] = {}
-        seed = settings.sampler.get("seed")
-        done = len(study.get_trials(deepcopy=False))
-        if seed is not None and (done or settings.storage) and grid is None:
-            # A shared storage may have workers starting together: each gets its own seed, or they
-            # would all propose the same points. (A grid keeps its seed: it fixes the order of the
-            # combinations, which every worker and every restart must share.)
-            kwargs["seed"] = int(seed) + done + (_worker_offset() if settings.storage else 0)
-        if grid is not None:
-            kwargs["search_space"] = grid[0]
-        return _build("tuner.sampler", settings.sampler, optuna.samplers.BaseSampler, **kwargs)
 
     def _default_params(self, cfg: DictConfig) -> List[Param]:
         return parse_params(default_space(cfg.get("model")), self.hydra_context.config_loader)
@@ -250,22 +236,6 @@ class TunerSweeper:
             del composed["hydra"]
             composed.trial = None
         return composed
-
-
-def _is_grid(settings: TunerSettings) -> bool:
-    import optuna
-    from hydra.utils import get_class
-
-    try:
-        target = get_class(settings.sampler._target_)
-    except Exception as err:
-        raise MlexpError(
-            f"tuner.sampler._target_={settings.sampler._target_!r} cannot be imported ({err}). Name an Optuna "
-            "sampler class, e.g. optuna.samplers.TPESampler, RandomSampler, GridSampler, CmaEsSampler."
-        ) from err
-    if not (isinstance(target, type) and issubclass(target, optuna.samplers.BaseSampler)):
-        raise MlexpError(f"tuner.sampler._target_={settings.sampler._target_!r} is not an Optuna sampler.")
-    return issubclass(target, optuna.samplers.GridSampler)
 
 
 def _probe_value(param: Param) -> str:
@@ -311,31 +281,8 @@ def _position(values: List[Any], value: Any) -> int:
     return values.index(value) if value in values else len(values)
 
 
-def _build(where: str, node: Any, kind: type, **kwargs: Any) -> Any:
-    """Instantiate an Optuna sampler or pruner from its _target_ node, with a clear error."""
-    from hydra.utils import instantiate
-
-    try:
-        built = instantiate(node, **kwargs)
-    except Exception as err:
-        cause = getattr(err, "__cause__", None) or err
-        raise MlexpError(f"{where} ({node.get('_target_')}) could not be built: {str(cause).rstrip('.')}. Check its _target_ and "
-                         "arguments against Optuna's documentation.") from err
-    if not isinstance(built, kind):
-        raise MlexpError(f"{where}._target_={node.get('_target_')!r} is not an Optuna {kind.__name__}.")
-    return built
-
-
 def _is_tuner_key(name: str) -> bool:
     return name == "tuner" or name.startswith("tuner.")
-
-
-def _worker_offset() -> int:
-    import os
-    import socket
-    import zlib
-
-    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
 
 
 def _flatten_params(params: Any, prefix: str = "") -> List[str]:

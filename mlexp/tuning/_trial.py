@@ -13,13 +13,25 @@ from typing import Any, Dict, Optional, Tuple
 
 from hydra.experimental.callback import Callback
 
-__all__ = ["TRIAL_ENV", "identity_override", "job_trial", "load_trial", "TrialCallback", "record_job_dir"]
+__all__ = ["TRIAL_ENV", "identity_override", "job_trial", "load_trial", "share_live", "drop_live", "TrialCallback",
+           "record_job_dir"]
 
 TRIAL_ENV = "MLEXP_TRIAL"
 
 # The study as jobs see it (no sampling, the sweep's pruner), loaded once per process and storage:
 # the jobs after the first in a worker, or in the sweeper's own process, reuse it.
 _studies: Dict[Tuple[str, str], Any] = {}
+# Trials the sweeper of this process asked, by trial id: a job it runs in-process uses the same object.
+_live: Dict[int, Any] = {}
+
+
+def share_live(trial: Any) -> None:
+    """Let an in-process job use the sweeper's own Trial object (no reload from the storage)."""
+    _live[trial._trial_id] = trial
+
+
+def drop_live(trial: Any) -> None:
+    _live.pop(trial._trial_id, None)
 
 
 def identity_override(identity: Dict[str, Any]) -> str:
@@ -46,11 +58,14 @@ def load_trial(identity: Dict[str, Any]) -> Any:
     import optuna
 
     from mlexp.errors import MlexpError
-    from mlexp.tuning._study import open_storage
+    from mlexp.tuning._storage import open_storage
 
     missing = [k for k in ("storage", "study_name", "number") if identity.get(k) is None]
     if missing:
         raise MlexpError(f"trial={identity} lacks {', '.join(missing)}; the tuner sets it for each job, leave it null otherwise.")
+    live = _live.get(identity.get("trial_id"))  # type: ignore[arg-type]
+    if live is not None:
+        return live
     key = (identity["storage"], identity["study_name"])
     study = _studies.get(key)
     try:
