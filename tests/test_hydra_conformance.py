@@ -22,6 +22,7 @@ Which suites apply:
 """
 
 import itertools
+import os
 
 import pytest
 from hydra.test_utils import launcher_common_tests
@@ -80,9 +81,9 @@ def test_spawned_workers_take_any_task_and_report_its_errors(hydra_sweep_runner,
     trial's error (it used to be AttributeError: 'SweepTaskFunction' object has no attribute '__qualname__')."""
     import optuna
 
-    from mlexp.tuning import _launch
+    from mlexp.tuning import _workers
 
-    monkeypatch.setattr(_launch, "START_METHOD", "spawn")
+    monkeypatch.setattr(_workers, "START_METHOD", "spawn")
     sweep = hydra_sweep_runner(calling_file=None, calling_module="hydra.test_utils.a_module",
                                task_function=failing_task, config_path="configs", config_name="compose.yaml",
                                overrides=[*WORKERS, "+a=0,1"], temp_dir=tmp_path)
@@ -91,3 +92,30 @@ def test_spawned_workers_take_any_task_and_report_its_errors(hydra_sweep_runner,
         trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
         errors = sorted(t.user_attrs["error"] for t in trials)
     assert errors == ["ValueError: bad value a=0", "ValueError: bad value a=1"]
+
+
+def dies_once(cfg):
+    """Kill the worker process running it the first time a=0 runs (as the OOM killer would)."""
+    import signal
+
+    marker = os.path.join(cfg.marker_dir, "died")
+    if cfg.a == 0 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return float(cfg.a)
+
+
+def test_a_killed_worker_process_loses_no_trial(hydra_sweep_runner, tmp_path):
+    """A worker killed mid-trial takes the process pool down: its trials are queued again, not failed."""
+    import optuna
+
+    sweep = hydra_sweep_runner(calling_file=None, calling_module="hydra.test_utils.a_module", task_function=dies_once,
+                               config_path="configs", config_name="compose.yaml",
+                               overrides=[*WORKERS, "+a=0,1", f"+marker_dir={tmp_path}"], temp_dir=tmp_path / "s")
+    with sweep:
+        trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{tmp_path / 's' / 'optuna.db'}").trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert sorted(t.value for t in complete) == [0.0, 1.0]
+    lost = [t for t in trials if t.state.name == "FAIL"]
+    assert lost and all("worker process stopped" in t.user_attrs["interrupted"] for t in lost)
+    assert {t.params["a"] for t in lost} <= {0, 1} and (tmp_path / "died").exists()

@@ -105,6 +105,11 @@ class TrialLoop:
 
         drop_live(trial)
         self.heartbeat.remove(trial._trial_id)
+        if outcome.lost:
+            log.warning("trial %d was lost with its worker process (%s); queued again", trial.number, outcome.error)
+            _study.mark_interrupted(self.study, [trial.number], self.settings.max_retry, reason=outcome.error)
+            self._snapshot = None
+            return
         tell(self.study, trial, outcome)
         self.outcomes.append((trial.number, dict(trial.params), outcome))
         self._snapshot = self.study.get_trials(deepcopy=False)  # read once: for the progress line and the next ask

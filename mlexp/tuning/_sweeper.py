@@ -272,7 +272,7 @@ def _ordered(outcomes: List[Tuple[int, Dict[str, Any], Any]], grid: Optional[Tup
     else:
         values = grid[0]
         key = lambda item: tuple(_position(values[n], item[1].get(n)) for n in values)  # noqa: E731
-    from mlexp.tuning._launch import restored
+    from mlexp.tuning._workers import restored
 
     return [restored(outcome.ret) for _, _, outcome in sorted(outcomes, key=key) if outcome.ret is not None]
 
