@@ -12,7 +12,9 @@
    noise of the training itself cancels; the trial loop (first trial's start to last trial's end)
    and whole commands are given too. Runs are interleaved, medians reported.
 2. parallel: `tuner.n_jobs=2` vs `tuner.n_jobs=1`, same 20 trials of logistic regression, 5 folds,
-   one thread per trial (instance.vcpus=1): trial-loop speed-up and whole-command speed-up.
+   one thread per trial (instance.vcpus=1): trial-loop speed-up and whole-command speed-up, beside
+   a control: the same run() calls in a plain pool of 1 vs 2 forked processes (the speed-up the
+   machine offers at that moment: on a machine shared with other work it is well below 2).
 3. hyperband: `tuner=hyperband` vs `tuner=tpe` (no pruning) on `model=mlp` (data=synthetic by
    default: 2,000 rows of make_classification), same trials: best CV score (within 0.5%?) and the
    epochs trained (a pruned trial trains the epochs it reported, across folds; a complete one
@@ -132,17 +134,72 @@ def bench_overhead(n_trials: int, tmp: Path, repeats: int) -> None:
           f"{whole['plain']:.1f}s / {whole['composed']:.1f}s / {whole['mlexp']:.1f}s")
 
 
+PARALLEL = ["splitter.n_splits=5", "save_model=false", "instance.vcpus=1", *FAST[2:]]
+
+
+def plain_pool(n_trials: int, processes: int, out: str) -> None:
+    """The control: the same trials' run() in a plain pool of forked processes (no tuner): the speed-up
+    the machine gives right now."""
+    import multiprocessing
+
+    import optuna
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from mlexp.schema import register
+
+    register()
+    sampler = optuna.samplers.RandomSampler(seed=42)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    values = [study.ask().suggest_float("model.C", 1e-3, 1e2, log=True) for _ in range(n_trials)]
+    with initialize_config_module(config_module="mlexp.conf", version_base="1.3"):
+        base = compose("config", overrides=PARALLEL)
+    global _POOL_JOBS
+    _POOL_JOBS = []
+    for number, c in enumerate(values):
+        cfg = copy.deepcopy(base)
+        with open_dict(cfg):
+            cfg.model.C = c
+        _POOL_JOBS.append((cfg, str(Path(out) / str(number))))
+    from mlexp.experiment import run
+
+    run(copy.deepcopy(base), run_dir=Path(out) / "warm-up")  # imports, as the tuner does before forking workers
+    start = time.perf_counter()
+    if processes == 1:
+        for number in range(n_trials):
+            _pool_run(number)
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            pool.map(_pool_run, range(n_trials), chunksize=1)
+    print(json.dumps({"loop": time.perf_counter() - start}))
+
+
+_POOL_JOBS: list = []
+
+
+def _pool_run(number: int) -> float:
+    from mlexp.experiment import run
+
+    cfg, run_dir = _POOL_JOBS[number]
+    return run(cfg, run_dir=Path(run_dir)).objective
+
+
 def bench_parallel(n_trials: int, tmp: Path) -> None:
-    loop, whole = {}, {}
+    loop, whole, control = {}, {}, {}
     for n_jobs in (1, 2):
         sweep = tmp / f"jobs{n_jobs}"
         whole[n_jobs] = mlexp(["-m", "tuner=random", f"tuner.n_trials={n_trials}", f"tuner.n_jobs={n_jobs}",
-                               "tuner.plots=false", "splitter.n_splits=5", "save_model=false", "instance.vcpus=1",
-                               *FAST[2:], f"hydra.sweep.dir={sweep}"], tmp)
+                               "tuner.plots=false", *PARALLEL, f"hydra.sweep.dir={sweep}"], tmp)
         loop[n_jobs] = _loop_seconds(trials_of(sweep))
-    print(f"parallel  {n_trials} trials logreg 5-fold, one thread per trial: trial loop n_jobs=1 {loop[1]:.2f}s, "
-          f"n_jobs=2 {loop[2]:.2f}s -> speed-up {loop[1] / loop[2]:.2f}x; whole commands {whole[1]:.1f}s vs "
-          f"{whole[2]:.1f}s -> {whole[1] / whole[2]:.2f}x")
+        done = subprocess.run([sys.executable, __file__, "--pool", str(n_trials), "--processes", str(n_jobs),
+                               "--out", str(tmp / f"pool{n_jobs}")], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        control[n_jobs] = json.loads(done.stdout.strip().splitlines()[-1])["loop"]
+    print(f"parallel  {n_trials} trials logreg 5-fold, one thread per trial: tuner trial loop n_jobs=1 "
+          f"{loop[1]:.2f}s, n_jobs=2 {loop[2]:.2f}s -> speed-up {loop[1] / loop[2]:.2f}x (whole commands "
+          f"{whole[1]:.1f}s vs {whole[2]:.1f}s -> {whole[1] / whole[2]:.2f}x); control, the same run()s in a plain "
+          f"pool of 1 vs 2 forked processes: {control[1]:.2f}s vs {control[2]:.2f}s -> {control[1] / control[2]:.2f}x")
 
 
 def _pruning_pair(label: str, n_trials: int, model_args, work, tmp: Path) -> None:
@@ -199,11 +256,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of the overhead benchmark")
     parser.add_argument("--only", default="overhead,parallel,hyperband,forest")
     parser.add_argument("--plain", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pool", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--compose-each", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
         return plain_loop(args.plain, args.out, args.compose_each)
+    if args.pool:
+        return plain_pool(args.pool, args.processes, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         only = args.only.split(",")
         if "overhead" in only:

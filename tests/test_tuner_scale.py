@@ -42,8 +42,9 @@ def overlapping(trials) -> bool:
 def test_launchers_run_trials_in_their_own_processes_two_at_a_time(tmp_path, launcher, plugin, extra):
     pytest.importorskip(plugin, reason="the launcher plugins are the extra mlexp[launchers]")
     sweep = tmp_path / launcher
-    done = mlexp("-m", "tuner=random", "tuner.n_trials=4", "tuner.n_jobs=2", f"hydra/launcher={launcher}", *extra,
-                 *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    # A pruner that never prunes (so that every job reports its folds to its trial, from its own process).
+    done = mlexp("-m", "tuner=median", "tuner.pruner.n_startup_trials=100", "tuner.budget=folds", "tuner.n_trials=4",
+                 "tuner.n_jobs=2", f"hydra/launcher={launcher}", *extra, *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
@@ -111,7 +112,7 @@ def _has_account(name: str) -> bool:
 
 
 def test_four_workers_share_a_postgres_study_and_retry_a_killed_ones_trial(tmp_path, postgres):
-    n_trials = 12
+    n_trials = 16
     args = ["-m", "tuner=random", f"tuner.n_trials={n_trials}", f"tuner.storage={postgres}", "tuner.study_name=pg",
             "tuner.heartbeat_interval=1", *FAST]
     logs = [open(tmp_path / f"w{i}.log", "w") for i in range(4)]
@@ -124,11 +125,13 @@ def test_four_workers_share_a_postgres_study_and_retry_a_killed_ones_trial(tmp_p
     while victim is None and time.time() < deadline:  # a worker in the middle of a trial's job
         time.sleep(0.1)
         try:
-            running = optuna.load_study(study_name="pg", storage=storage).get_trials(
-                states=(optuna.trial.TrialState.RUNNING,))
+            trials = optuna.load_study(study_name="pg", storage=storage).trials
         except KeyError:
             continue  # the study is being created
-        for trial in running:
+        started = {(t.user_attrs.get("worker") or {}).get("pid") for t in trials}
+        if not set(by_pid) <= started:
+            continue  # a worker still starting would find the dead one's trial by its pid, not by heartbeat
+        for trial in (t for t in trials if t.state.name == "RUNNING"):
             pid = (trial.user_attrs.get("worker") or {}).get("pid")
             if pid in by_pid and trial.user_attrs.get("job_dir"):
                 victim, killed_trial = by_pid[pid], trial.number

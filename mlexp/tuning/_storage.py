@@ -55,19 +55,22 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def open_storage(url: str, heartbeat_interval: Optional[int] = None, max_retry: Optional[int] = None) -> Any:
+def open_storage(url: str, heartbeat_interval: Optional[int] = None, max_retry: Optional[int] = None,
+                 existing: bool = False) -> Any:
     """The Optuna storage for ``url`` (see storage_url): one per URL in a process.
 
     The sweeper's RDB storage records heartbeats: trials of a worker that stops beating (a
     killed process or machine) are failed after two intervals and queued again (at most
     ``max_retry`` times). Journal files have no heartbeats in Optuna; a restarted sweep still
-    fails the trials of dead workers on its own machine (fail_orphans).
+    fails the trials of dead workers on its own machine (fail_orphans). ``existing``: a job's view of
+    a storage its sweeper has opened, so the tables and their schema version are not checked again
+    (that check imports alembic: about a second in a fresh worker).
     """
     cached = _storages.get(url)
     if cached is not None and (heartbeat_interval is None or getattr(cached, "heartbeat_interval", None)):
         return cached
     quiet_optuna()
-    storage = _open_rdb(url, heartbeat_interval, max_retry) if "://" in url else _open_journal(url)
+    storage = _open_rdb(url, heartbeat_interval, max_retry, existing) if "://" in url else _open_journal(url)
     _storages[url] = storage
     return storage
 
@@ -90,7 +93,7 @@ def _open_journal(path: str) -> Any:
         ) from err
 
 
-def _open_rdb(url: str, heartbeat_interval: Optional[int], max_retry: Optional[int]) -> Any:
+def _open_rdb(url: str, heartbeat_interval: Optional[int], max_retry: Optional[int], existing: bool = False) -> Any:
     import optuna
 
     given, url = url, _with_driver(url)
@@ -98,9 +101,9 @@ def _open_rdb(url: str, heartbeat_interval: Optional[int], max_retry: Optional[i
     engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else None
     if sqlite:
         _sqlite_wal(url)
-    kwargs: Dict[str, Any] = {}
+    kwargs: Dict[str, Any] = {"skip_compatibility_check": True, "skip_table_creation": True} if existing else {}
     if heartbeat_interval:
-        kwargs = {"heartbeat_interval": int(heartbeat_interval), "heartbeat_stale_trial_callback": _StaleTrial(max_retry)}
+        kwargs.update(heartbeat_interval=int(heartbeat_interval), heartbeat_stale_trial_callback=_StaleTrial(max_retry))
     for attempt in range(5):
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)

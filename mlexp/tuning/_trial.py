@@ -72,7 +72,7 @@ def load_trial(identity: Dict[str, Any]) -> Any:
         if study is None:
             pruner = _pruner(identity.get("pruner"))
             study = optuna.load_study(
-                study_name=identity["study_name"], storage=open_storage(identity["storage"]),
+                study_name=identity["study_name"], storage=open_storage(identity["storage"], existing=True),
                 # The job never samples; a sampler without before_trial side effects keeps it that way.
                 sampler=optuna.samplers.RandomSampler(), pruner=pruner,
             )

@@ -23,7 +23,8 @@ START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 # forked, rather than once in every worker (only speed depends on this list).
 PRELOAD = ("mlexp.experiment", "mlexp.data", "mlexp.evaluation", "mlexp.models", "mlexp.pipeline",
            "mlexp.posttrain", "mlexp.reporting.summary", "mlexp.artifacts", "sklearn.model_selection",
-           "imblearn.pipeline")
+           "imblearn.pipeline", "optuna.storages._rdb.models", "sqlalchemy.dialects.sqlite", "alembic.command",
+           "alembic.config", "alembic.migration", "alembic.script")  # Optuna's RDBStorage imports alembic
 
 
 class ProcessRunner:
@@ -72,6 +73,12 @@ def _preload() -> None:
             importlib.import_module(module)
         except ImportError:  # pragma: no cover - an optional part: the worker imports what it needs
             pass
+    try:  # the study's ORM classes, set up once here rather than on every worker's first query
+        from sqlalchemy.orm import configure_mappers
+
+        configure_mappers()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def _worker_result(done: Future) -> Outcome:
