@@ -1,6 +1,7 @@
 """The tuner past one process: Hydra launchers (joblib, submitit) and a study shared on a real PostgreSQL server."""
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -152,6 +153,8 @@ def test_four_workers_share_a_postgres_study_and_retry_a_killed_ones_trial(tmp_p
     killed = trials[killed_trial]
     assert killed.state.name == "FAIL" and "interrupted" not in killed.user_attrs  # failed by its heartbeat
     assert any(f"trial {killed_trial} failed: its worker stopped sending heartbeats" in o for o in outputs)
+    lineage = json.loads((Path(killed.user_attrs["job_dir"]) / "lineage.json").read_text())
+    assert lineage["status"] == "failed" and "ran it again as trial" in lineage["error"]  # its directory agrees
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed_trial]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed.params
     # No duplicates: every trial ran once, in one job directory of one worker.

@@ -95,7 +95,11 @@ class TunerSweeper:
                 "budget_steps": budget_steps(settings),
             }
             loop = TrialLoop(study, settings, n_trials, runner, self._plan, self._identity_override)
-            stopped_by = loop.run()
+            try:
+                stopped_by = loop.run()
+            except KeyboardInterrupt:
+                settle(study)  # the interrupted trials' directories say so before the sweep stops
+                raise
         finally:
             runner.shutdown()
         settle(study)

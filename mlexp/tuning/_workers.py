@@ -3,10 +3,12 @@ each running mlexp's lean job for the trial it is sent."""
 
 import importlib
 import inspect
+import logging
 import multiprocessing
 import os
 import pickle
 import sys
+import threading
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Optional, Sequence
@@ -14,6 +16,8 @@ from typing import Any, Callable, Optional, Sequence
 from mlexp.tuning._launch import Outcome, outcome_of
 
 __all__ = ["ProcessRunner", "restored", "START_METHOD"]
+
+log = logging.getLogger("mlexp.tuning")
 
 # Workers are forked from the sweeper before it opens any database or starts a thread, so they
 # start at once with every module already imported. Where fork is unsafe (macOS) or missing
@@ -36,6 +40,12 @@ class ProcessRunner:
     def _start(self, method: Optional[str] = None) -> ProcessPoolExecutor:
         global _worker
         method = method or START_METHOD
+        if method == "fork" and threading.active_count() > 1:
+            # Only the forking thread survives a fork; a lock another thread holds (a tracking client's)
+            # would stay locked in the workers. Spawned workers start slower but clean.
+            log.info("worker processes spawned, not forked: %d threads run in the sweeper (%s)",
+                     threading.active_count(), ", ".join(t.name for t in threading.enumerate()))
+            method = "spawn"
         context = multiprocessing.get_context(method)
         if method == "fork":
             _preload()
