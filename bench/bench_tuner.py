@@ -8,9 +8,10 @@
    and trial count. Two plain loops: one builds each trial's config by setting the sampled value
    on a config composed once (what a hand-written Optuna script does: the trial's own work is
    `run()`), one composes it with Hydra's compose API per trial. The overhead is the median time a
-   trial spends outside `run()` (its duration in the study minus the run's own total_seconds), so the
-   noise of the training itself cancels; the trial loop (first trial's start to last trial's end)
-   and whole commands are given too. Runs are interleaved, medians reported.
+   trial occupies the loop outside `run()` (from its start to the next trial's start, minus the
+   run's own total_seconds), so the noise of the training itself cancels; the trial loop (first
+   trial's start to last trial's end) and whole commands are given too. Runs are interleaved,
+   medians reported.
 2. parallel: `tuner.n_jobs=2` vs `tuner.n_jobs=1`, same 20 trials of logistic regression, 5 folds,
    one thread per trial (instance.vcpus=1): trial-loop speed-up and whole-command speed-up, beside
    a control: the same run() calls in a plain pool of 1 vs 2 forked processes (the speed-up the
@@ -52,7 +53,10 @@ def trials_of(sweep: Path):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name="mlexp", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name="mlexp", storage=JournalStorage(JournalFileBackend(str(sweep / "optuna.log")))).trials
 
 
 def plain_loop(n_trials: int, out: str, compose_each: bool) -> None:
@@ -91,20 +95,24 @@ def _loop_seconds(trials) -> float:
 
 
 def _outside_run(trials, job_dirs) -> float:
-    """Median over trials of (trial duration - the run's own total_seconds from its metrics.json): the time a
-    trial spends outside the training function, insensitive to how long the training itself took."""
+    """Median over trials of the time a trial occupies the loop (from its start to the next trial's
+    start) minus the run's own total_seconds (its metrics.json): what the loop spends outside the
+    training function per trial, bookkeeping between trials included, insensitive to how long the
+    training itself took. For one trial at a time."""
+    pairs = sorted(zip(trials, job_dirs), key=lambda pair: pair[0].datetime_start)
     spent = []
-    for trial, job_dir in zip(trials, job_dirs):
+    for index, (trial, job_dir) in enumerate(pairs):
         metrics = json.loads((Path(job_dir) / "metrics.json").read_text())
-        spent.append(trial.duration.total_seconds() - metrics["timings"]["total_seconds"])
+        end = pairs[index + 1][0].datetime_start if index + 1 < len(pairs) else trial.datetime_complete
+        spent.append((end - trial.datetime_start).total_seconds() - metrics["timings"]["total_seconds"])
     return statistics.median(spent)
 
 
 def _plain(n_trials: int, out: Path, compose_each: bool):
     start = time.perf_counter()
     flag = ["--compose-each"] if compose_each else []
-    done = subprocess.run([sys.executable, __file__, "--plain", str(n_trials), "--out", str(out), *flag],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--plain", str(n_trials), "--out", str(out),
+                           *flag], cwd=out.parent, capture_output=True, text=True)  # the same cwd as mlexp's
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1]), time.perf_counter() - start
@@ -191,8 +199,8 @@ def bench_parallel(n_trials: int, tmp: Path) -> None:
         whole[n_jobs] = mlexp(["-m", "tuner=random", f"tuner.n_trials={n_trials}", f"tuner.n_jobs={n_jobs}",
                                "tuner.plots=false", *PARALLEL, f"hydra.sweep.dir={sweep}"], tmp)
         loop[n_jobs] = _loop_seconds(trials_of(sweep))
-        done = subprocess.run([sys.executable, __file__, "--pool", str(n_trials), "--processes", str(n_jobs),
-                               "--out", str(tmp / f"pool{n_jobs}")], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--pool", str(n_trials), "--processes",
+                               str(n_jobs), "--out", str(tmp / f"pool{n_jobs}")], cwd=tmp, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(done.stderr[-3000:])
         control[n_jobs] = json.loads(done.stdout.strip().splitlines()[-1])["loop"]

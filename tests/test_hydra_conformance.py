@@ -71,6 +71,14 @@ class TestMlexpSweeperIntegration(IntegrationTestSuite):
         super().test_to_absolute_path_multirun(tmpdir, task_launcher_cfg, extra_flags)
 
 
+def _trials(sweep_dir):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name="mlexp", storage=JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.log")))).trials
+
+
 def failing_task(cfg):
     raise ValueError(f"bad value a={cfg.a}")
 
@@ -79,8 +87,6 @@ def test_spawned_workers_take_any_task_and_report_its_errors(hydra_sweep_runner,
     """Where workers are spawned (macOS, Windows), the task function is sent to them: Hydra's
     SweepTaskFunction is an object without __qualname__, and its job's error must come back as the
     trial's error (it used to be AttributeError: 'SweepTaskFunction' object has no attribute '__qualname__')."""
-    import optuna
-
     from mlexp.tuning import _workers
 
     monkeypatch.setattr(_workers, "START_METHOD", "spawn")
@@ -89,7 +95,7 @@ def test_spawned_workers_take_any_task_and_report_its_errors(hydra_sweep_runner,
                                overrides=[*WORKERS, "+a=0,1"], temp_dir=tmp_path)
     with sweep:
         assert [r.status.name for r in sweep.returns[0]] == ["FAILED", "FAILED"]
-        trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+        trials = _trials(tmp_path)
         errors = sorted(t.user_attrs["error"] for t in trials)
     assert errors == ["ValueError: bad value a=0", "ValueError: bad value a=1"]
 
@@ -107,13 +113,11 @@ def dies_once(cfg):
 
 def test_a_killed_worker_process_loses_no_trial(hydra_sweep_runner, tmp_path):
     """A worker killed mid-trial takes the process pool down: its trials are queued again, not failed."""
-    import optuna
-
     sweep = hydra_sweep_runner(calling_file=None, calling_module="hydra.test_utils.a_module", task_function=dies_once,
                                config_path="configs", config_name="compose.yaml",
                                overrides=[*WORKERS, "+a=0,1", f"+marker_dir={tmp_path}"], temp_dir=tmp_path / "s")
     with sweep:
-        trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{tmp_path / 's' / 'optuna.db'}").trials
+        trials = _trials(tmp_path / "s")
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert sorted(t.value for t in complete) == [0.0, 1.0]
     lost = [t for t in trials if t.state.name == "FAIL"]

@@ -33,7 +33,11 @@ def mlexp(*args: str, cwd: Path, timeout: int = 400) -> subprocess.CompletedProc
 
 
 def load_study(sweep_dir: Path, name: str = "mlexp") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    """The study of a sweep directory's default storage (its journal file, optuna.log)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.log"))))
 
 
 def states(study: optuna.Study) -> list:
@@ -348,7 +352,6 @@ def test_pruners_stop_mlp_trials_by_epoch(tmp_path, tuner, extra):
 @pytest.mark.slow
 def test_killed_sweep_resumes_to_exactly_n_trials(tmp_path):
     import signal
-    import sqlite3
     import time
 
     sweep = tmp_path / "resume"
@@ -361,9 +364,8 @@ def test_killed_sweep_resumes_to_exactly_n_trials(tmp_path):
     while complete < 2 and time.time() < deadline and first.poll() is None:
         time.sleep(0.2)
         try:
-            with sqlite3.connect(sweep / "optuna.db") as db:
-                complete = db.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
-        except sqlite3.Error:
+            complete = sum(t.state.name == "COMPLETE" for t in load_study(sweep).trials)
+        except Exception:  # noqa: BLE001 - the study is being created
             continue
     os.killpg(first.pid, signal.SIGKILL)  # the whole process group, as a crash would
     first.wait()
@@ -409,6 +411,8 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 def test_storage_setting_becomes_a_url_or_a_journal_file(tmp_path):
     from mlexp.tuning._storage import storage_url
 
+    assert storage_url(None, str(tmp_path)) == str(tmp_path / "optuna.log")
+    (tmp_path / "optuna.db").write_bytes(b"")  # a sweep directory made before keeps its SQLite study
     assert storage_url(None, str(tmp_path)) == f"sqlite:///{tmp_path / 'optuna.db'}"
     assert storage_url("postgresql://u@db/s", str(tmp_path)) == "postgresql://u@db/s"
     assert storage_url(str(tmp_path / "study.log"), ".") == str(tmp_path / "study.log")
@@ -468,7 +472,7 @@ def test_unknown_key_in_the_space_fails_before_any_trial(tmp_path, entry, messag
     assert done.returncode == 2, done.stderr[-3000:]
     assert re.search(message, done.stderr) and "before the first trial" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not (sweep / "optuna.db").exists() and not (sweep / "0").exists()  # nothing ran, nothing stored
+    assert not (sweep / "optuna.log").exists() and not (sweep / "0").exists()  # nothing ran, nothing stored
 
 
 # ---- the trial identity is not an override ------------------------------------------------

@@ -16,6 +16,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["splitter.n_splits=2", "save_model=false", "report=false", "tuner.plots=false"]
@@ -47,7 +49,7 @@ def test_launchers_run_trials_in_their_own_processes_two_at_a_time(tmp_path, lau
     done = mlexp("-m", "tuner=median", "tuner.pruner.n_startup_trials=100", "tuner.budget=folds", "tuner.n_trials=4",
                  "tuner.n_jobs=2", f"hydra/launcher={launcher}", *extra, *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
-    trials = optuna.load_study(study_name="mlexp", storage=f"sqlite:///{sweep / 'optuna.db'}").trials
+    trials = optuna.load_study(study_name="mlexp", storage=JournalStorage(JournalFileBackend(str(sweep / "optuna.log")))).trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert overlapping(trials)  # both slots busy at once
     for trial in trials:  # each job reloaded its trial from the storage in its own process

@@ -86,7 +86,7 @@ class _InlineRunner:
         future.set_result(outcome_of(run_trial_job(self.task_function, config, self.callbacks, number)))
         return future
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = False) -> None:
         pass
 
 
@@ -98,8 +98,8 @@ class _LauncherRunner:
     def start(self, overrides: Sequence[str], number: int) -> Future:
         return self.pool.submit(_launch_one, self.launcher, overrides, number)
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _launch_one(launcher: Any, overrides: Sequence[str], number: int) -> Outcome:

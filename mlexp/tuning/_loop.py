@@ -35,6 +35,7 @@ class TrialLoop:
         """Run until the study has n_trials (or failures pass the limit); the reason it stopped early, if any."""
         running: Dict[Future, Any] = {}
         starting: Any = None
+        finished = False
         try:
             while True:
                 while self.stopped_by is None and len(running) < self.settings.n_jobs:
@@ -52,6 +53,7 @@ class TrialLoop:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED, timeout=self._poll_seconds())
                 for future in done:
                     self._finish(running.pop(future), future.result())
+            finished = True
         except KeyboardInterrupt:
             cut = sorted({t.number for t in running.values()} | ({starting.number} if starting else set()))
             log.warning("interrupted: trial(s) %s failed and queued again; re-run the same command to resume.", cut)
@@ -59,7 +61,7 @@ class TrialLoop:
             raise
         finally:
             self.heartbeat.stop()
-            self.runner.shutdown()
+            self.runner.shutdown(wait=finished)
         return self.stopped_by
 
     def _next_trial(self) -> Any:
@@ -198,8 +200,10 @@ class Heartbeat:
         self.last: Dict[int, float] = {}
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.thread: Optional[threading.Thread] = None
         if interval and hasattr(storage, "record_heartbeat"):
-            threading.Thread(target=self._loop, name="mlexp-heartbeat", daemon=True).start()
+            self.thread = threading.Thread(target=self._loop, name="mlexp-heartbeat", daemon=True)
+            self.thread.start()
 
     def first_beat(self, trial_id: int) -> None:
         """Beat once now: Optuna never counts a trial without any heartbeat as stale."""
@@ -214,6 +218,8 @@ class Heartbeat:
 
     def stop(self) -> None:
         self.done.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
 
     def _loop(self) -> None:
         while not self.done.wait(min(1.0, self.interval)):

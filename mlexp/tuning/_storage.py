@@ -24,14 +24,22 @@ _storages: Dict[str, Any] = {}
 
 
 def default_storage_url(sweep_dir: str) -> str:
-    """An SQLite file in the sweep directory (absolute, so jobs in any working directory find it)."""
-    return f"sqlite:///{os.path.abspath(os.path.join(sweep_dir, 'optuna.db'))}"
+    """The study's file in the sweep directory, as an absolute path every job can open.
+
+    Optuna's journal file ``optuna.log``: an append-only log read back into memory, so asking and
+    telling a trial costs a fraction of a millisecond (an SQLite database, through SQLAlchemy,
+    several). A sweep directory made before, holding ``optuna.db``, keeps its SQLite database.
+    """
+    folder = os.path.abspath(sweep_dir)
+    if os.path.exists(os.path.join(folder, "optuna.db")):
+        return f"sqlite:///{os.path.join(folder, 'optuna.db')}"
+    return os.path.join(folder, "optuna.log")
 
 
 def storage_url(spec: Optional[str], sweep_dir: str) -> str:
     """``tuner.storage`` as the URL or absolute path every job can open.
 
-    null: SQLite in the sweep directory. A URL (``scheme://...``) is kept. A plain path is a
+    null: the journal file in the sweep directory. A URL (``scheme://...``) is kept. A plain path is a
     journal file (Optuna's ``JournalFileBackend``), or an SQLite file when it ends in .db,
     .sqlite or .sqlite3.
     """

@@ -40,6 +40,8 @@ class ProcessRunner:
     def _start(self, method: Optional[str] = None) -> ProcessPoolExecutor:
         global _worker
         method = method or START_METHOD
+        if method == "fork":
+            _stop_progress_monitor()
         if method == "fork" and threading.active_count() > 1:
             # Only the forking thread survives a fork; a lock another thread holds (a tracking client's)
             # would stay locked in the workers. Spawned workers start slower but clean.
@@ -73,8 +75,20 @@ class ProcessRunner:
         inner.add_done_callback(lambda done: future.set_result(_worker_result(done)))
         return future
 
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop the workers (``wait``: for them to exit, once no trial runs: no thread or process is left)."""
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _stop_progress_monitor() -> None:
+    """tqdm's monitor thread (left by any progress bar drawn earlier): stopped, so the fork is clean.
+    tqdm starts it again with the next bar."""
+    for thread in threading.enumerate():
+        owner = getattr(thread, "tqdm_cls", None)  # tqdm's TMonitor, for one tqdm class
+        if owner is not None and hasattr(thread, "exit"):
+            thread.exit()
+            if getattr(owner, "monitor", None) is thread:
+                owner.monitor = None
 
 
 def _preload() -> None:
