@@ -209,8 +209,10 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
 
 
 def _reporter_for(cfg: DictConfig, metric: str, direction: str) -> Any:
-    """The plain Reporter, or, when the tuner set `trial`, one bound to that Optuna trial."""
-    if cfg.get("trial"):
+    """The plain Reporter, or, when the tuner runs this job as a trial, one bound to that Optuna trial."""
+    from mlexp.tuning import job_trial
+
+    if job_trial(cfg):
         from mlexp.tuning import trial_reporter
 
         return trial_reporter(cfg, metric, direction)

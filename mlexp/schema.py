@@ -127,7 +127,8 @@ class MlexpConfig:
     overwrite: bool = False
     # The tracking group (conf/tracking/*.yaml): the tracker's _target_ and its options.
     tracking: Any = None
-    # Set by the tuner for each job: which Optuna trial this run is (storage, study, number).
+    # Binds a run to an Optuna trial by hand (storage, study_name, number); the tuner hands each job
+    # its trial through hydra.job.env_set.MLEXP_TRIAL instead (docs/tuner.md).
     # Typed Any: OmegaConf 2.3 cannot merge a mapping into a None Optional[Dict] node.
     trial: Any = None
     # The tuner group (conf/tuner/*.yaml): sampler, pruner, n_trials, storage; read by the sweeper.

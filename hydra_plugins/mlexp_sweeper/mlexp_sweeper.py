@@ -13,11 +13,11 @@ from hydra_plugins.mlexp_sweeper.config import MlexpSweeperConf  # noqa: F401 - 
 class MlexpSweeper(Sweeper):
     """Optuna-backed tuning sweeper: see mlexp.tuning.TunerSweeper and docs/tuner.md."""
 
-    def __init__(self, params: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, params: Optional[Dict[str, Any]] = None, tuner: Optional[Dict[str, Any]] = None) -> None:
         # Imported here, not at module level: Hydra imports every plugin module on each start.
         from mlexp.tuning._sweeper import TunerSweeper
 
-        self._impl = TunerSweeper(params)
+        self._impl = TunerSweeper(params, tuner)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config

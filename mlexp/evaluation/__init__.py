@@ -84,6 +84,11 @@ def cross_validate(
 
     from mlexp.reporting.progress import progress
 
+    budgeted = getattr(reporter, "budgeted_cross_validate", None)  # tuning: folds trained in budget rungs
+    if budgeted is not None:
+        result = budgeted(pipeline, X, y, splitter, task, n_classes, train_scores)
+        if result is not None:
+            return result
     result = CVResult()
     y_array = y.to_numpy()
     kept: List[Predictions] = []

@@ -6,12 +6,16 @@ lives here. Imports are lazy so that `mlexp --help` and plain runs never load Op
 
 from typing import TYPE_CHECKING, Any, List
 
-__all__ = ["trial_reporter", "TrialReporter", "TunerSweeper", "parse_params", "lift_sweeper_params"]
+__all__ = [
+    "trial_reporter", "TrialReporter", "TunerSweeper", "parse_params", "lift_sweeper_params", "job_trial",
+    "TrialCallback",
+]
 
 if TYPE_CHECKING:
     from mlexp.tuning._reporter import TrialReporter, trial_reporter
     from mlexp.tuning._space import parse_params
     from mlexp.tuning._sweeper import TunerSweeper
+    from mlexp.tuning._trial import TrialCallback, job_trial
 
 _SWEEPER_PARAMS = "hydra.sweeper.params."
 
@@ -38,6 +42,10 @@ def __getattr__(name: str) -> Any:
         from mlexp.tuning._sweeper import TunerSweeper
 
         return TunerSweeper
+    if name in ("job_trial", "TrialCallback"):
+        from mlexp.tuning import _trial
+
+        return getattr(_trial, name)
     if name == "parse_params":
         from mlexp.tuning._space import parse_params
 

@@ -17,9 +17,13 @@ RERUN_COMMAND = "mlexp --config-dir {sweep_dir} --config-name best_config"
 
 def write_results(
     study: Any, sweep_dir: Path, *, n_trials: int, metric: str, storage_url: str, tuner: str,
-    compose: Callable[[List[str]], Any], plots: bool = True,
+    compose: Optional[Callable[[List[str]], Any]], plots: bool = True,
 ) -> Dict[str, Any]:
-    """Write optimization_results.yaml, best_config.yaml, trials.csv and the PNG plots; return the results."""
+    """Write optimization_results.yaml, best_config.yaml, trials.csv and the PNG plots; return the results.
+
+    ``compose`` re-composes the best trial's config for best_config.yaml (None: an application
+    other than mlexp, whose config mlexp cannot re-run).
+    """
     from mlexp.tuning._study import counted_trials, retried_numbers
 
     sweep_dir = Path(sweep_dir).resolve()
@@ -50,12 +54,17 @@ def write_results(
         if results["metric"] == "auto" and job_dir:
             results["metric"] = _job_metrics(job_dir).get("objective_metric", "auto")
         try:
+            if compose is None:
+                raise _NotMlexp()
             _write_best_config(compose(best.user_attrs.get("overrides", [])), sweep_dir / "best_config.yaml", sweep_dir)
             results["best_config"] = str(sweep_dir / "best_config.yaml")
             results["rerun"] = RERUN_COMMAND.format(sweep_dir=sweep_dir)
+        except _NotMlexp:
+            pass
         except Exception as err:  # noqa: BLE001 - results must be written even if re-composing fails
             log.warning("best_config.yaml not written: %s", err)
-        results["rerun_with_overrides"] = "mlexp " + " ".join(_shell_quote(o) for o in overrides)
+        if compose is not None:
+            results["rerun_with_overrides"] = "mlexp " + " ".join(_shell_quote(o) for o in overrides)
     _write_yaml(results, sweep_dir / "optimization_results.yaml")
     _write_trials_csv(trials, sweep_dir / "trials.csv")
     if plots:
@@ -67,6 +76,10 @@ def write_results(
             log.info("re-run the best trial: %s", results["rerun"])
     log.info("tuning results in %s", sweep_dir)
     return results
+
+
+class _NotMlexp(Exception):
+    """The sweep's application is not mlexp: no best_config.yaml to write."""
 
 
 def _best(study: Any) -> Optional[Any]:

@@ -1,94 +1,22 @@
-"""Open the tuner's Optuna storage, and count a (possibly shared) study's trials toward n_trials."""
+"""A (possibly shared) study's trials: who runs them, which count toward n_trials, failing and retrying the dead ones."""
 
+import logging
 import os
 import socket
 import time
-import warnings
 from typing import Any, Dict, List, Optional, Set
 
 __all__ = [
-    "default_storage_url", "open_storage", "quiet_optuna", "worker_attrs", "fail_orphans",
-    "retried_numbers", "counted_trials", "budget_rank", "mark_interrupted", "SURPLUS_ATTR",
+    "worker_attrs", "fail_orphans", "fail_stale", "retried_numbers", "counted_trials", "budget_rank",
+    "mark_interrupted", "SURPLUS_ATTR", "INTERRUPTED_ATTR",
 ]
 
-SQLITE_TIMEOUT_S = 60          # parallel jobs write intermediate values to the same SQLite file
+log = logging.getLogger("mlexp.tuning")
+
 NAMING_GRACE_S = 2.0
 WORKER_ATTR = "worker"          # {"host", "pid"} of the sweeper process that asked the trial
 SURPLUS_ATTR = "surplus"       # a trial asked after other workers had used up n_trials; never run
-
-_storages: Dict[str, Any] = {}
-
-
-def default_storage_url(sweep_dir: str) -> str:
-    """An SQLite file in the sweep directory (absolute, so jobs in any working directory find it)."""
-    return f"sqlite:///{os.path.abspath(os.path.join(sweep_dir, 'optuna.db'))}"
-
-
-def quiet_optuna() -> None:
-    """Silence Optuna's experimental-feature warnings and its per-trial INFO lines (the tuner logs its own)."""
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def open_storage(url: str, heartbeat_interval: Optional[int] = None, max_retry: Optional[int] = None) -> Any:
-    """An RDBStorage for ``url``: one per URL in a process (the sweeper's has heartbeats and retries).
-
-    Trials of a worker that stops beating (a killed process or machine) are failed after
-    two intervals and re-queued once per ``max_retry`` by Optuna's own retry callback.
-    """
-    import optuna
-
-    quiet_optuna()
-    if url in _storages and (heartbeat_interval is None or _storages[url].heartbeat_interval == heartbeat_interval):
-        return _storages[url]
-    sqlite = url.startswith("sqlite:///") and ":memory:" not in url
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else None
-    if sqlite:
-        _sqlite_wal(url)
-    kwargs: Dict[str, Any] = {}
-    if heartbeat_interval:
-        kwargs = {
-            "heartbeat_interval": int(heartbeat_interval),
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        }
-    for attempt in range(5):
-        try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-            break
-        except Exception as err:  # noqa: BLE001 - another worker creating the same new database
-            if "sqlalchemy" not in type(err).__module__ or attempt == 4:
-                raise
-            time.sleep(0.5 + attempt)
-    if sqlite:
-        _sqlite_fast_commits(storage.engine)
-    _storages[url] = storage
-    return storage
-
-
-def _sqlite_wal(url: str) -> None:
-    # Write-ahead logging: readers never wait for the writer, and a commit is one append.
-    # The mode is stored in the database file, so every process opening it gets it.
-    import sqlite3
-
-    path = url[len("sqlite:///"):]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
-
-
-def _sqlite_fast_commits(engine: Any) -> None:
-    # With WAL, synchronous=NORMAL syncs at checkpoints, not at every commit: a power cut may lose
-    # the last trials' records, never corrupt the file (a killed process loses nothing).
-    from sqlalchemy import event
-
-    def on_connect(connection: Any, _record: Any) -> None:
-        connection.execute("PRAGMA synchronous=NORMAL")
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # connections opened while creating the tables reconnect with the pragma
+INTERRUPTED_ATTR = "interrupted"  # why mlexp itself failed a running trial (Ctrl-C, its worker gone)
 
 
 def worker_attrs() -> Dict[str, Any]:
@@ -96,14 +24,16 @@ def worker_attrs() -> Dict[str, Any]:
     return {WORKER_ATTR: {"host": socket.gethostname(), "pid": os.getpid()}}
 
 
-def fail_orphans(study: Any) -> List[int]:
-    """Fail (and re-queue) RUNNING trials whose worker is gone; returns their numbers.
+def fail_orphans(study: Any, max_retry: Optional[int]) -> List[int]:
+    """Settle RUNNING trials whose worker is gone; returns the numbers of those failed and queued again.
 
-    Same machine: the worker's process no longer exists. Elsewhere: Optuna's heartbeat
-    grace period has passed (``optuna.storages.fail_stale_trials``).
+    Same machine: the worker's process no longer exists. A trial whose job had finished (its
+    directory holds the result) is recorded with that result instead of being run again.
+    Elsewhere: Optuna's heartbeat grace period has passed (``optuna.storages.fail_stale_trials``).
     """
-    import optuna
     from optuna.trial import TrialState
+
+    from mlexp.tuning._records import recover
 
     host = socket.gethostname()
     orphans = []
@@ -117,34 +47,49 @@ def fail_orphans(study: Any) -> List[int]:
         worker = trial.user_attrs.get(WORKER_ATTR)
         if not isinstance(worker, dict) or (worker.get("host") == host and not _alive(worker.get("pid"))):
             orphans.append(trial)
-    mark_interrupted(study, [t.number for t in orphans])
+    recovered = [t.number for t in orphans if recover(study, t)]
+    if recovered:
+        log.info("trial(s) %s of a stopped worker had finished: their results are recorded from their job "
+                 "directories, not run again", recovered)
+    failed = [t.number for t in orphans if t.number not in recovered]
+    mark_interrupted(study, failed, max_retry, reason="its worker process is gone")
+    fail_stale(study)
+    return failed
+
+
+def fail_stale(study: Any) -> None:
+    """Fail (and queue again) trials whose worker stopped sending heartbeats (RDB storages only)."""
+    import optuna
+
     optuna.storages.fail_stale_trials(study)
-    return [t.number for t in orphans]
 
 
-def mark_interrupted(study: Any, numbers: List[int]) -> None:
+def mark_interrupted(study: Any, numbers: List[int], max_retry: Optional[int], reason: str = "interrupted") -> None:
     """FAIL the running trials and queue each again with the same parameters (Optuna's retry callback).
 
-    The retry carries ``retry_history`` (a system attribute) naming the trial it replaces.
+    The retry carries ``retry_history`` (a system attribute) naming the trial it replaces; the
+    failed trial keeps ``reason`` in its user attribute ``interrupted``.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
+    from mlexp.tuning._storage import retry_trial
+
     if not numbers:
         return
-    retry = getattr(study._storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    storage = study._storage
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in numbers:
         trial = by_number.get(number)
         if trial is None or trial.state != TrialState.RUNNING:
             continue
         try:
-            if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED_ATTR, reason)
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except UpdateFinishedTrialError:
             continue  # another worker failed it first
-        if retry is not None:
-            retry(study, study._storage.get_trial(trial._trial_id))
+        retry_trial(study, storage.get_trial(trial._trial_id), max_retry)
 
 
 def retried_numbers(trials: List[Any]) -> Set[int]:
