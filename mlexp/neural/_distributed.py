@@ -151,6 +151,7 @@ def _train_rank(net: Any, train: tuple, valid: Optional[tuple], rank: int, world
         net.module_ = net.module_.module
         net.train_split = split
         del net._ranks
+        vars(net).pop("_share", None)
 
 
 def _given_split(dataset: Any, y: Any = None, valid: Any = None, **kwargs) -> tuple:

@@ -9,7 +9,7 @@ import torch
 from mlexp.neural import _skorch  # noqa: F401  (first: skorch without its torch_geometric probe)
 from mlexp.neural._batches import TensorBatches
 from mlexp.neural._callbacks import StopTraining
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EpochScoring
 from skorch.utils import TeeGenerator
 
 __all__ = ["TrainingLoop"]
@@ -52,12 +52,15 @@ class TrainingLoop:
         """
         if iterator is None:
             return
-        begin, end = self.batch_listeners_["on_batch_begin"], self.batch_listeners_["on_batch_end"]
+        begin = self.batch_listeners_["on_batch_begin"]
+        end = self.training_batch_end_ if training else self.batch_listeners_["on_batch_end"]
+        shared = training and getattr(self, "_ranks", None) and isinstance(iterator, TensorBatches)
         total, rows, count = None, 0, 0
         for batch in iterator:
             if begin:
                 self.notify("on_batch_begin", batch=batch, training=training)
-            self._share = iterator.share if training and isinstance(iterator, TensorBatches) else 1.0
+            if shared:  # data-parallel: this rank's share of the global batch scales its loss
+                self._share = iterator.share
             step = step_fn(batch, **fit_params)
             n = batch[0].shape[0]
             weighted = step["loss"].detach().float() * n
@@ -126,13 +129,20 @@ class TrainingLoop:
             hook: [cb for _, cb in self.callbacks_ if getattr(type(cb), hook) is not getattr(Callback, hook)]
             for hook in _BATCH_HOOKS
         }
+        # EpochScoring of validation data keeps validation batches' predictions only (skorch returns at
+        # once on training batches): it is not called for training batches at all.
+        self.training_batch_end_ = [cb for cb in self.batch_listeners_["on_batch_end"]
+                                    if not (isinstance(cb, EpochScoring) and not cb.on_train)]
         return self
 
     def notify(self, method_name, **cb_kwargs):
         if method_name not in _BATCH_HOOKS:
             return super().notify(method_name, **cb_kwargs)
         getattr(self, method_name)(self, **cb_kwargs)
-        for cb in self.batch_listeners_[method_name]:
+        listeners = self.batch_listeners_[method_name]
+        if method_name == "on_batch_end" and cb_kwargs.get("training"):
+            listeners = self.training_batch_end_
+        for cb in listeners:
             getattr(cb, method_name)(self, **cb_kwargs)
 
     def _set_training(self, training=True):

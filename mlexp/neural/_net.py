@@ -27,7 +27,7 @@ PRECISIONS = ("fp32", "bf16")
 # Intra-op threads pay off only when one optimizer step has enough work to split: below about
 # this many multiply-adds in the widest layer per step (batch rows x inputs x outputs), a second
 # thread costs more in synchronisation than it saves (measured: docs/benchmarks.md, "CPU threads").
-THREADED_WORK = 4_000_000
+THREADED_WORK = 5_000_000
 
 # scikit-learn checks that cannot apply to a skorch net, with the reason (for parametrize_with_checks).
 EXPECTED_FAILED_CHECKS = {
