@@ -1,4 +1,4 @@
-"""Instance profiles mapped to local resources (threads, device) and to cost."""
+"""Instance profiles mapped to local resources (threads, device, data-parallel processes) and to cost."""
 
 import logging
 import os
@@ -22,11 +22,18 @@ class Resources:
     n_jobs: int
     device: str  # "cpu" or "cuda"
     fallback: bool = False  # a GPU profile running on CPU by request
+    processes: int = 1  # data-parallel processes of a PyTorch model (one per GPU on CUDA)
 
 
 def gpu_available() -> bool:
     """An NVIDIA GPU is visible, checked without importing torch."""
     return Path("/proc/driver/nvidia/gpus").is_dir() or shutil.which("nvidia-smi") is not None
+
+
+def visible_gpus() -> Optional[int]:
+    """How many NVIDIA GPUs the driver lists (None where it cannot say without importing torch)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else None
 
 
 def resolve_resources(instance_cfg: DictConfig) -> Resources:
@@ -54,7 +61,17 @@ def resolve_resources(instance_cfg: DictConfig) -> Resources:
                 "but no GPU is visible on this machine. Choose a CPU profile (instance=local, "
                 "instance=ml.m5.xlarge, instance=ml.c5.2xlarge) or set instance.allow_cpu_fallback=true."
             )
-    return Resources(profile=profile, n_jobs=n_jobs, device=device, fallback=fallback)
+    processes = profile.get("processes", 1)
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise MlexpError(f"instance.processes must be a whole number of at least 1; got {processes!r}.")
+    if device == "cuda" and processes > 1:
+        gpus = min(profile["gpus"], visible_gpus() or profile["gpus"])
+        if processes > gpus:
+            raise MlexpError(
+                f"instance.processes={processes} asks for one data-parallel process per GPU, but "
+                f"{gpus} GPU(s) are available to instance={profile['name']}. Set instance.processes={gpus} or fewer."
+            )
+    return Resources(profile=profile, n_jobs=n_jobs, device=device, fallback=fallback, processes=processes)
 
 
 def estimated_cost(price_per_hour: Optional[float], seconds: float) -> float:

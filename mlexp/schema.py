@@ -94,6 +94,7 @@ class InstanceConf:
     purpose: str = "general"
     price_per_hour: float = 0.0
     allow_cpu_fallback: bool = False
+    processes: int = 1  # data-parallel processes for PyTorch models (DistributedDataParallel)
 
 
 @dataclass

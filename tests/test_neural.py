@@ -165,7 +165,8 @@ def test_cli_torch_linear_gd_then_predict(workdir):
 
 @pytest.mark.parametrize("override, message", [
     ("optimizer.lr=-0.1", "learning rate must be a positive"),
-    ("optimizer.batch_size=5000", "larger than the"),
+    ("model.precision=fp16", "use fp32 or bf16"),
+    ("model.n_jobs=0", "a number of torch threads"),
     ("optimizer._target_=torch.optim.Nope", "cannot be imported"),
     ("+optimizer.foo=1", "has no parameter(s) foo"),
 ])
@@ -173,8 +174,7 @@ def test_bad_optimizer_input_is_a_clear_error(tmp_path, override, message):
     from mlexp.errors import MlexpError
 
     with pytest.raises(MlexpError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        run_inprocess(["model=torch_linear", "splitter.n_splits=2", "model.max_epochs=1", "model.n_jobs=1", override],
-                      tmp_path)
+        run_inprocess(["model=torch_linear", "splitter.n_splits=2", "model.max_epochs=1", override], tmp_path)
 
 
 def test_unknown_optimizer_option_lists_the_options(workdir):

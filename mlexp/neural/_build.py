@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # Keys of a torch model option that configure training rather than the module's constructor.
 TRAINING_KEYS = ("max_epochs", "l1", "noise_std", "early_stopping", "patience", "min_delta",
-                 "validation_fraction", "loss", "random_state", "n_jobs")
+                 "validation_fraction", "loss", "random_state", "n_jobs", "precision")
 RESERVED_KEYS = ("_target_", "classifier", "regressor", "search_space")
 
 
@@ -74,18 +74,18 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
     """A TorchClassifier or TorchRegressor for ``task`` (a skorch `_target_` is instantiated as written).
 
     ``context`` gives ``seed``, ``device`` ("cpu"/"cuda", checked by the instance profile),
-    ``reporter`` (its metric is reported per epoch) and ``cfg`` (for the `optimizer` option).
+    ``reporter`` (its metric is reported per epoch) and ``cfg`` (for the `optimizer` option and
+    the instance's ``processes``). ``n_jobs`` (the instance's threads) becomes torch's thread
+    count: the most a net uses; ``model.n_jobs`` fixes the net's own (null: by work per step).
     """
     import torch
     from hydra.utils import get_class, instantiate
-    from skorch.dataset import ValidSplit
 
-    from mlexp.neural._net import TensorBatches, TorchClassifier, TorchRegressor
+    from mlexp.neural._batches import ValidationSlice
+    from mlexp.neural._net import PRECISIONS, TensorBatches, TorchClassifier, TorchRegressor
 
     context = context or {}
     target = model_cfg.get("_target_")
-    if model_cfg.get("n_jobs") is not None:  # model.n_jobs overrides the instance's thread count
-        n_jobs = int(model_cfg.n_jobs)
     if n_jobs:
         torch.set_num_threads(int(n_jobs))
     if target.startswith("skorch."):
@@ -105,7 +105,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
             f"model {target} has no parameter(s) {', '.join(unknown)}. Its parameters are: "
             f"{', '.join(sorted(accepted | set(TRAINING_KEYS)))}."
         )
-    _check_model_values(params, training)
+    _check_model_values(params, training, PRECISIONS)
     seed = training.get("random_state", context.get("seed"))
     fraction = float(training.get("validation_fraction", 0.1) or 0.0)
     early = bool(training.get("early_stopping", True))
@@ -120,7 +120,8 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
     if loss not in (None, "auto"):
         extra["criterion"] = _loss_class(get_class, loss)
     reporter = context.get("reporter")
-    split = ValidSplit(fraction, stratified=task == "classification", random_state=seed) if fraction > 0 else None
+    processes = int(context["cfg"].instance.get("processes", 1) or 1) if "cfg" in context else 1
+    split = ValidationSlice(fraction, stratified=task == "classification", random_state=seed) if fraction > 0 else None
     net = net_cls(
         module,
         **{f"module__{key}": value for key, value in params.items()},
@@ -138,13 +139,16 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
         min_delta=float(training.get("min_delta", 1e-4)),
         objective=getattr(reporter, "metric", None),
         random_state=seed,
-        n_jobs=n_jobs,
+        n_jobs=training.get("n_jobs"),
+        precision=training.get("precision", "fp32"),
+        processes=processes,
         device=context.get("device", "cpu"),
         verbose=0,
     )
-    log.info("model: %s(%s) as %s, optimizer %s(lr=%s), batch_size=%s", target,
+    log.info("model: %s(%s) as %s, optimizer %s(lr=%s), batch_size=%s, %s%s", target,
              ", ".join(f"{k}={v!r}" for k, v in params.items()), net_cls.__name__,
-             net.optimizer.__name__, net.lr, net.batch_size)
+             net.optimizer.__name__, net.lr, net.batch_size, net.precision,
+             f", {processes} data-parallel processes" if processes > 1 else "")
     return net
 
 
@@ -165,7 +169,15 @@ def _loss_class(get_class, loss: str) -> type:
         ) from err
 
 
-def _check_model_values(params: Dict[str, Any], training: Dict[str, Any]) -> None:
+def _check_model_values(params: Dict[str, Any], training: Dict[str, Any], precisions: tuple) -> None:
+    precision = training.get("precision", "fp32")
+    if precision not in precisions:
+        raise MlexpError(f"model.precision={precision!r}: use {' or '.join(precisions)} "
+                         "(bf16: bfloat16 autocast for the forward pass; the weights stay float32).")
+    n_jobs = training.get("n_jobs")
+    if n_jobs is not None and (not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1):
+        raise MlexpError(f"model.n_jobs={n_jobs!r}: a number of torch threads (1 or more), or null to "
+                         "choose by the work per step (up to the instance profile's threads).")
     dropout = params.get("dropout", 0.0)
     if dropout is not None and not 0 <= dropout < 1:
         raise MlexpError(f"model.dropout={dropout!r}: dropout is a probability in [0, 1).")

@@ -35,7 +35,7 @@ def save_torch_model(net: Any, directory: Path) -> Dict[str, Any]:
         "criterion": f"{criterion.__module__}.{criterion.__qualname__}",
     }
     if isinstance(net, TorchClassifier):
-        spec["classes"] = [int(c) for c in range(net.module__n_outputs)]
+        spec["classes"] = [c.item() if hasattr(c, "item") else c for c in net.classes_]  # labels as fitted
     else:
         spec["y_mean"], spec["y_scale"] = net.y_mean_, net.y_scale_
     state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}

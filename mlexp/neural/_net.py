@@ -1,155 +1,83 @@
-"""skorch nets for tabular rows: float32 tensors, seeded shuffling, L1 and noise, early stopping, per-epoch reports."""
+"""skorch nets for tabular rows: scikit-learn's estimator contract (labels, checks, tags), threads, data-parallel fits."""
 
 import logging
-import math
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, Optional
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+from mlexp.neural import _skorch  # noqa: F401  (first: skorch without its torch_geometric probe)
+from mlexp.neural._batches import TensorBatches, features_tensor
+from mlexp.neural._callbacks import EpochReport, ObjectiveScorer, StopEarly
+from mlexp.neural._loop import TrainingLoop
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback, EarlyStopping, EpochScoring, EpochTimer, PassthroughScoring
+from skorch.callbacks import EpochScoring, EpochTimer
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
-from torch.utils.data import Subset
 
-from mlexp.errors import MlexpError
-
-__all__ = ["TorchClassifier", "TorchRegressor", "TensorBatches"]
+__all__ = ["TorchClassifier", "TorchRegressor", "TensorBatches", "EXPECTED_FAILED_CHECKS", "training_threads"]
 
 log = logging.getLogger("mlexp")
 
-_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+PRECISIONS = ("fp32", "bf16")
+# Intra-op threads pay off only when one optimizer step has enough work to split: below about
+# this many multiply-adds in the widest layer per step (batch rows x inputs x outputs), a second
+# thread costs more in synchronisation than it saves (measured: docs/benchmarks.md, "CPU threads").
+THREADED_WORK = 5_000_000
+
+# scikit-learn checks that cannot apply to a skorch net, with the reason (for parametrize_with_checks).
+EXPECTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+                                       "virtual_params_ itself: part of skorch's design, not of mlexp's nets.",
+}
 
 
-class TensorBatches:
-    """Mini-batches sliced from whole tensors: one indexing operation per batch, not one per row.
+def training_threads(n_jobs: Optional[int], module: torch.nn.Module, batch_rows: int, processes: int = 1) -> int:
+    """torch threads for a fit: ``n_jobs`` when set; else 1 for small steps, all of torch's threads for wide ones.
 
-    skorch calls it as its iterator (``iterator(dataset, batch_size=..., shuffle=...)``). The
-    order comes from torch's global generator, which the net seeds before each fit, so a seed
-    gives the same batches every run.
+    "All" is torch's thread count when the fit starts (mlexp sets it from the instance profile),
+    shared among ``processes`` data-parallel processes.
     """
-
-    def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False):
-        self.X, self.y = _tensors(dataset)
-        self.batch_size = max(1, int(batch_size))
-        self.shuffle = shuffle
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __iter__(self):
-        n, size = len(self.X), self.batch_size
-        if size >= n:  # full batch (optimizer=gd): no shuffling needed
-            yield self.X, self.y
-            return
-        order = torch.randperm(n) if self.shuffle else None
-        for start in range(0, n, size):
-            if order is None:
-                yield self.X[start:start + size], None if self.y is None else self.y[start:start + size]
-            else:
-                index = order[start:start + size]
-                yield self.X[index], None if self.y is None else self.y[index]
+    if n_jobs:
+        return int(n_jobs)
+    available = max(1, torch.get_num_threads() // max(1, processes))
+    widest = max((m.in_features * m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)),
+                 default=0)
+    return available if batch_rows * widest >= THREADED_WORK else 1
 
 
-def _tensors(dataset: Any):
-    if isinstance(dataset, Subset):
-        X, y = _tensors(dataset.dataset)
-        index = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
-        return X[index], None if y is None else y[index]
-    return dataset.X, dataset.y
-
-
-class _EpochReport(Callback):
-    """Send train loss, validation loss and the objective metric to the active mlexp reporter each epoch,
-    and show an epoch progress bar on a terminal."""
-
-    def __init__(self, metric: str):
-        self.metric = metric
-
-    def on_train_begin(self, net, **kwargs):
-        from mlexp.reporting.progress import progress
-        from mlexp.reporting.reporter import active_reporter
-
-        _, fold = active_reporter()
-        where = "final fit" if fold is None else f"fold {fold}"
-        self.bar_ = progress(total=net.max_epochs, desc=f"{where} epochs", unit="epoch")
-
-    def on_train_end(self, net, **kwargs):
-        self._close_bar()
-
-    def on_epoch_end(self, net, **kwargs):
-        from mlexp.reporting.reporter import active_reporter
-
-        row = net.history[-1]
-        bar = getattr(self, "bar_", None)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: round(float(row[k]), 4) for k in ("train_loss", "valid_loss") if k in row})
-        reporter, fold = active_reporter()
-        if reporter is None:
-            return
-        values = {key: float(row[key]) for key in ("train_loss", "valid_loss", self.metric) if key in row}
-        reporter.report_epoch(fold, int(row["epoch"]), values)
-        if reporter.should_prune():
-            import optuna
-
-            self._close_bar()
-            raise optuna.TrialPruned(f"pruned at fold {fold}, epoch {row['epoch']}")
-
-    def _close_bar(self) -> None:
-        bar = getattr(self, "bar_", None)
-        if bar is not None:
-            bar.close()
-            self.bar_ = None
-
-
-def _objective_scorer(metric: str, task: str):
-    """EpochScoring's scorer: the run's objective metric on the validation slice, as mlexp.evaluation.metrics scores it.
-
-    Only the one metric is computed (scoring all of them each epoch costs as much as the
-    optimizer steps of a small epoch); averaging follows mlexp.evaluation.metrics.score.
-    """
-
-    def scorer(net, X, y):
-        from sklearn import metrics as m
-
-        if task == "regression":
-            y, predicted = net.unscale_target(np.asarray(y)), net.predict(X)
-            if metric == "rmse":
-                return math.sqrt(m.mean_squared_error(y, predicted))
-            return m.mean_absolute_error(y, predicted) if metric == "mae" else m.r2_score(y, predicted)
-        y, proba = np.asarray(y).astype(int), net.predict_proba(X)
-        labels = np.arange(proba.shape[1])
-        binary, predicted = len(labels) == 2, proba.argmax(axis=1)
-        if metric == "accuracy":
-            return m.accuracy_score(y, predicted)
-        if metric in ("precision", "recall", "f1"):
-            return getattr(m, f"{metric}_score")(y, predicted, labels=None if binary else labels,
-                                                 average="binary" if binary else "macro", zero_division=0)
-        if metric == "log_loss":
-            return m.log_loss(y, np.clip(proba, 1e-15, 1.0), labels=labels)
-        present = len(np.unique(y))
-        if present < 2 or (not binary and present < len(labels)):
-            return float("nan")  # ROC AUC is undefined when the slice lacks classes
-        if binary:
-            return m.roc_auc_score(y, proba[:, 1])
-        return m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels)
-
-    return scorer
-
-
-class _TabularNet:
+class _TabularNet(TrainingLoop):
     """What mlexp adds to skorch's nets; mixed into the classifier and the regressor below.
 
     Extra parameters: ``l1`` (L1 penalty on the weights, added to the training loss),
     ``noise_std`` (Gaussian noise added to training inputs: augmentation), ``early_stopping``,
     ``patience``, ``min_delta``, ``objective`` (metric reported per epoch), ``random_state``
-    (seeds torch before each fit), ``n_jobs`` (torch threads).
+    (seeds torch before each fit), ``n_jobs`` (torch threads; None: by the work per step, see
+    ``training_threads``), ``precision`` ("fp32", or "bf16" autocast), ``processes``
+    (data-parallel processes, DistributedDataParallel).
     """
 
     task = "classification"
+    # mlexp's own parameters, checked at fit as scikit-learn checks its estimators' (skorch checks its own).
+    _parameter_constraints = {
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "noise_std": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "min_delta": [Interval(Real, 0, None, closed="left")],
+        "objective": [str, None],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "processes": [Interval(Integral, 1, None, closed="left")],
+    }
 
-    def _init_extra(self, l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs):
+    def _init_extra(self, l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
+                    precision, processes):
         self.l1 = l1
         self.noise_std = noise_std
         self.early_stopping = early_stopping
@@ -158,107 +86,142 @@ class _TabularNet:
         self.objective = objective
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.precision = precision
+        self.processes = processes
 
     @property
     def _default_callbacks(self):
-        metric = self.objective or ("roc_auc" if self.task == "classification" else "rmse")
         from mlexp.evaluation.metrics import LOWER_IS_BETTER
+
+        # Never raises, whatever the parameters hold (scikit-learn's contract); fit checks them.
+        metric = self.objective if isinstance(self.objective, str) and self.objective else (
+            "roc_auc" if self.task == "classification" else "rmse")
 
         callbacks = [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
-            (metric, EpochScoring(_objective_scorer(metric, self.task), name=metric,
+            (metric, EpochScoring(ObjectiveScorer(metric, self.task), name=metric,
                                   lower_is_better=metric in LOWER_IS_BETTER, use_caching=True)),
-            ("report", _EpochReport(metric)),
+            ("report", EpochReport(metric)),
         ]
-        if self.early_stopping and self.train_split is not None:
-            callbacks.append(("early_stopping", EarlyStopping(
+        if isinstance(self.early_stopping, (bool, np.bool_)) and self.early_stopping and self.train_split is not None:
+            callbacks.append(("early_stopping", StopEarly(
                 monitor="valid_loss", patience=self.patience, threshold=self.min_delta,
                 threshold_mode="abs", load_best=True, sink=log.debug,
             )))
         return callbacks
 
+    def _get_param_names(self):
+        # skorch takes every attribute not ending in "_" for a parameter, its private bookkeeping
+        # (_params_to_validate, _modules, ...) included; scikit-learn's contract is public names only.
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # made dense: text features reach the net as sparse counts
+        return tags
+
+    # --- fitting: inputs checked as scikit-learn checks them, then skorch's loop --------------------
+
+    def fit(self, X, y, **fit_params):
+        X, y = self._training_data(X, y, reset=True)
+        fresh = not self.warm_start or not self.initialized_
+        if fresh:
+            self._seed()
+            self.initialize()
+        return self._train(X, y, fresh, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        first = not self.initialized_
+        X, y = self._training_data(X, y, reset=first, classes=classes if first else None)
+        if first:
+            self._seed()
+            self.initialize()
+        return self._train(X, y, first, **fit_params)
+
+    def _inputs(self, X):
+        """Rows to predict on, checked as scikit-learn checks them (fitted, same number of features, finite)."""
+        self.check_is_fitted()
+        if is_dataset(X):
+            return X
+        return features_tensor(validate_data(self, X, reset=False, accept_sparse=True, dtype=np.float32))
+
+    def _seed(self) -> None:
+        if self.random_state is not None:
+            torch.manual_seed(int(self.random_state))
+
+    def _train(self, X, y, fresh: bool, **fit_params):
+        validate_parameter_constraints(self._parameter_constraints,
+                                       {key: getattr(self, key) for key in self._parameter_constraints},
+                                       caller_name=type(self).__name__)
+        if self.processes > 1 and not fresh:
+            raise ValueError(f"processes={self.processes}: data-parallel training starts from a fresh net; "
+                             "continuing a fit (partial_fit, warm_start) runs in one process (processes=1).")
+        rows = len(X) if self.batch_size == -1 else min(len(X), self.batch_size)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(training_threads(self.n_jobs, self.module_, rows, self.processes))
+        try:
+            if self.processes > 1:
+                from mlexp.neural._distributed import fit_data_parallel
+
+                fit_data_parallel(self, X, y, **fit_params)
+            else:
+                self.train_loop(X, y, **fit_params)
+        finally:
+            torch.set_num_threads(previous)
+        return self
+
+    def check_data(self, X, y):
+        pass  # checked in fit; skorch's version would re-infer classes from the encoded target
+
     def get_dataset(self, X, y=None):
         if is_dataset(X):
             return X
-        return Dataset(_features(X), None if y is None else self._target(y))
+        if y is not None and not isinstance(y, torch.Tensor):  # skorch's API called directly: class indices or values
+            y = torch.as_tensor(np.asarray(y, dtype=np.int64 if self.task == "classification" else np.float32))
+            y = y if self.task == "classification" else y.reshape(-1, 1)
+        return Dataset(features_tensor(X), y)
 
-    def _prepare_fit(self, X, y):
-        X = _features(X)
-        y = self._target(np.asarray(y))
-        n_train = len(X)
-        split = getattr(self.train_split, "cv", None)
-        if isinstance(split, float):
-            n_train -= math.ceil(split * len(X))
-        if self.batch_size != -1 and self.batch_size > n_train:
-            raise MlexpError(
-                f"optimizer.batch_size={self.batch_size} is larger than the {n_train} training rows of this fit "
-                f"(the training fold{' minus the validation slice' if split else ''}). Lower optimizer.batch_size, "
-                "or use optimizer=gd for one batch of the whole fold."
-            )
-        if self.random_state is not None:
-            torch.manual_seed(int(self.random_state))
-        if self.n_jobs:
-            torch.set_num_threads(int(self.n_jobs))
-        return X, y
-
-    def initialize_callbacks(self):
-        super().initialize_callbacks()
-        # Batch hooks run thousands of times an epoch: keep only the callbacks that define them.
-        self.batch_listeners_ = {
-            hook: [cb for _, cb in self.callbacks_ if getattr(type(cb), hook) is not getattr(Callback, hook)]
-            for hook in _BATCH_HOOKS
-        }
-        return self
-
-    def notify(self, method_name, **cb_kwargs):
-        if method_name not in _BATCH_HOOKS:
-            return super().notify(method_name, **cb_kwargs)
-        getattr(self, method_name)(self, **cb_kwargs)
-        for cb in self.batch_listeners_[method_name]:
-            getattr(cb, method_name)(self, **cb_kwargs)
-
-    def _set_training(self, training=True):
-        # skorch sets train/eval mode on every batch; walking the module tree each time costs
-        # several percent of an epoch on small tabular batches, so only switch on a change.
-        if self.module_.training != training or self.criterion_.training != training:
-            super()._set_training(training)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if training and self.l1:
-            weights = [p for name, p in self.module_.named_parameters() if name.endswith("weight")]
-            loss = loss + self.l1 * sum(w.abs().sum() for w in weights)
-        return loss
-
-    def train_step_single(self, batch, **fit_params):
-        if self.noise_std:
-            Xi, yi = batch
-            batch = (Xi + self.noise_std * torch.randn_like(Xi), yi)
-        return super().train_step_single(batch, **fit_params)
-
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "module" and hasattr(self, "n_features_in_"):  # the module's shape comes from the data
+            params = {**params, "n_features": self.n_features_in_, "n_outputs": self._n_outputs()}
+        return params
 
 class TorchClassifier(_TabularNet, NeuralNetClassifier):
-    """A skorch classifier on logits: cross-entropy loss, softmax probabilities, classes 0..k-1."""
+    """A skorch classifier on logits: cross-entropy loss, softmax probabilities, any class labels."""
 
     task = "classification"
 
     def __init__(self, module, *args, criterion=torch.nn.CrossEntropyLoss, l1=0.0, noise_std=0.0,
                  early_stopping=True, patience=10, min_delta=1e-4, objective=None, random_state=None,
-                 n_jobs=None, **kwargs):
+                 n_jobs=None, precision="fp32", processes=1, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
-        self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs)
+        self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
+                         precision, processes)
 
-    @staticmethod
-    def _target(y):
-        return None if y is None else torch.as_tensor(np.asarray(y).astype(np.int64))
+    def _training_data(self, X, y, reset: bool, classes: Any = None):
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=True, dtype=np.float32)
+        check_classification_targets(y)
+        if reset:
+            self.classes_inferred_ = np.unique(y if classes is None else classes)
+        known = self.classes_
+        if len(known) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes to train; got 1 class ({known[0]!r}).")
+        index = np.searchsorted(known, y)
+        unknown = (index >= len(known)) | (known[np.minimum(index, len(known) - 1)] != y)
+        if unknown.any():
+            raise ValueError(f"y has labels the classifier was not fitted on: {sorted(set(y[unknown]))}")
+        return features_tensor(X), torch.as_tensor(index, dtype=torch.int64)
 
-    def fit(self, X, y, **fit_params):
-        X, y = self._prepare_fit(X, y)
-        n_outputs = max(2, int(y.max()) + 1)
-        self.set_params(module__n_features=X.shape[1], module__n_outputs=n_outputs)
-        return super().fit(X, y.numpy(), **fit_params)
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def predict_proba(self, X):
+        return super().predict_proba(self._inputs(X))
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class TorchRegressor(_TabularNet, NeuralNetRegressor):
@@ -268,32 +231,29 @@ class TorchRegressor(_TabularNet, NeuralNetRegressor):
 
     def __init__(self, module, *args, criterion=torch.nn.MSELoss, l1=0.0, noise_std=0.0,
                  early_stopping=True, patience=10, min_delta=1e-4, objective=None, random_state=None,
-                 n_jobs=None, **kwargs):
+                 n_jobs=None, precision="fp32", processes=1, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
-        self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs)
+        self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
+                         precision, processes)
 
-    @staticmethod
-    def _target(y):
-        return None if y is None else torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1, 1))
+    def _training_data(self, X, y, reset: bool, classes: Any = None):
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=True, dtype=np.float32, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        if reset:  # standardized, so that losses and step sizes do not depend on the target's units
+            self.y_mean_ = float(y.mean())
+            self.y_scale_ = float(y.std()) or 1.0
+        scaled = (y - self.y_mean_) / self.y_scale_
+        return features_tensor(X), torch.as_tensor(scaled, dtype=torch.float32).reshape(-1, 1)
 
-    def fit(self, X, y, **fit_params):
-        X, y = self._prepare_fit(X, y)
-        # Standardized so that losses and step sizes do not depend on the target's units.
-        self.y_mean_ = float(y.mean())
-        self.y_scale_ = float(y.std()) or 1.0
-        self.set_params(module__n_features=X.shape[1], module__n_outputs=1)
-        return super().fit(X, (y - self.y_mean_) / self.y_scale_, **fit_params)
+    def _n_outputs(self) -> int:
+        return 1
 
     def unscale_target(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.float64).reshape(-1) * self.y_scale_ + self.y_mean_
 
     def predict(self, X):
-        return self.unscale_target(super().predict(X))
+        return self.unscale_target(self.forward(self._inputs(X), training=False, device="cpu").numpy())
 
-
-def _features(X) -> torch.Tensor:
-    if isinstance(X, torch.Tensor):
-        return X.float()
-    if hasattr(X, "toarray"):  # sparse output of the column transforms (e.g. text counts)
-        X = X.toarray()
-    return torch.as_tensor(np.asarray(X, dtype=np.float32))
+    @property
+    def predict_proba(self):  # skorch gives every net one; a regressor has none (scikit-learn checks for it)
+        raise AttributeError(f"{type(self).__name__} predicts values: it has no predict_proba")

@@ -26,6 +26,7 @@ class LogTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # NaN passes through, for an imputer or a NaN-aware model later
+        tags.input_tags.positive_only = not self.signed  # log(1 + x) refuses negative values unless signed
         return tags
 
     def fit(self, X, y=None):
