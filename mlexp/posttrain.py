@@ -23,7 +23,10 @@ log = logging.getLogger("mlexp")
 
 # In the order they run: a later step may read the files of an earlier one (the monitoring
 # baseline keeps the attribution ranking of explain.json and the bias values of bias.json).
-STEPS: List[str] = []
+STEPS: List[str] = [
+    "mlexp.responsible.bias:BiasStep",
+    "mlexp.responsible.explain:ExplainStep",
+]
 
 
 @dataclass
