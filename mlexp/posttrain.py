@@ -26,6 +26,7 @@ log = logging.getLogger("mlexp")
 STEPS: List[str] = [
     "mlexp.responsible.bias:BiasStep",
     "mlexp.responsible.explain:ExplainStep",
+    "mlexp.neural.diagnostics:DiagnosticsStep",
 ]
 
 

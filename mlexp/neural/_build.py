@@ -81,6 +81,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
     from skorch.dataset import ValidSplit
 
     from mlexp.neural._net import TensorBatches, TorchClassifier, TorchRegressor
+    from mlexp.neural.rules import rules_callbacks
 
     context = context or {}
     target = model_cfg.get("_target_")
@@ -140,6 +141,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
         random_state=seed,
         n_jobs=n_jobs,
         device=context.get("device", "cpu"),
+        callbacks=rules_callbacks(context.get("cfg")),  # training rules (docs/rules.md)
         verbose=0,
     )
     log.info("model: %s(%s) as %s, optimizer %s(lr=%s), batch_size=%s", target,
