@@ -193,6 +193,9 @@ def _pairs(node: DictConfig, dataset: Any) -> List[List[str]]:
             if column not in dataset.features.columns or column in skipped:
                 raise MlexpError(f"explain.pairs: {column!r} is not a numeric or categorical input column; columns: "
                                  f"{', '.join(c for c in dataset.features.columns if c not in skipped)}.")
+        if len({c in dataset.roles.categorical for c in pair}) == 2:
+            raise MlexpError(f"explain.pairs: {pair} mixes a numeric and a categorical column; scikit-learn's two-way "
+                             "partial dependence takes two numeric or two categorical columns.")
     return pairs
 
 
