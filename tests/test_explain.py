@@ -25,7 +25,7 @@ def _trained(overrides, run_dir):
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("default")
-    return (run_dir, *_trained(["save_model=false", "splitter.n_splits=3"], run_dir))
+    return (run_dir, *_trained(["save_model=false", "splitter.n_splits=3", "explain.top_k=3"], run_dir))
 
 
 def test_default_run_explains_with_permutation_importance_per_input_column(default_run):
@@ -76,7 +76,7 @@ def shap_penguins(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model,explainer", [("logreg", "LinearExplainer"), ("random_forest", "TreeExplainer"),
-                                             ("knn", "PermutationExplainer (sampled)")])
+                                             ("knn", "KernelExplainer (sampled)")])
 def test_shap_attributions_per_input_column_add_up_to_the_prediction(shap_penguins, model, explainer):
     run_dir, result, report, dataset, _ = shap_penguins[model]
     assert report["shap"]["explainer"] == explainer

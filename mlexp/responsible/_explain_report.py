@@ -31,11 +31,12 @@ def explain_section(report: Dict[str, Any], run_dir: Path) -> Section:
              f"({permutation['split']} split, {permutation['rows']} rows"
              + (f"; SHAP from {report['shap']['explainer']}, output: {report['shap']['output']}" if "shap" in report
                 else f", {permutation['n_repeats']} shuffles per column") + "). Full values in explain.json.", "",
-             "| rank | column | importance | ± std | permutation importance |", "|---:|---|---:|---:|---:|"]
+             "| rank | column | importance | ± std |" + (" permutation importance |" if "shap" in report else ""),
+             "|---:|---|---:|---:|" + ("---:|" if "shap" in report else "")]
     for row in ranking:
         perm = permutation["features"][row["feature"]]
-        lines.append(f"| {row['rank']} | {row['feature']} | {row['importance']:.4f} | {row['std']:.4f} | "
-                     f"{perm['mean']:.4f} ± {perm['std']:.4f} |")
+        lines.append(f"| {row['rank']} | {row['feature']} | {row['importance']:.4f} | {row['std']:.4f} |"
+                     + (f" {perm['mean']:.4f} ± {perm['std']:.4f} |" if "shap" in report else ""))
     lines.append("")
     lines += [f"![importance](explain/{_importance_plot(ranking, measure, run_dir / 'explain' / 'importance.png')})", ""]
     for entry in report["partial_dependence"][:1]:

@@ -3,8 +3,8 @@
 Tree and linear models are explained on the column transforms' output, and the parts of one
 source column (one-hot indicators, target-encoded classes) are summed back to it: SHAP values
 add up, so the sum is that column's attribution. Any other model (MLP, SVM, kNN, ensembles), or
-a pipeline whose steps mix columns (PCA, polynomial features), gets shap's PermutationExplainer
-over the raw input columns: each column is swapped for background rows' values as a whole.
+a pipeline whose steps mix columns (PCA, polynomial features), gets shap's KernelExplainer over the
+raw input columns: each column is swapped for background rows' values as a whole.
 """
 
 import logging
@@ -123,7 +123,7 @@ def _summed(explanation: Any, sources: List[str], inputs: List[str], name: str, 
 
 def _sampled(shap: Any, model: Any, X: pd.DataFrame, background: pd.DataFrame, task: str, seed: int,
              max_evals: Any) -> ShapResult:
-    """PermutationExplainer over the raw columns, coded as integers so that masking never does arithmetic on data."""
+    """KernelExplainer over the raw columns, coded as integers (the explainer sees numbers; the model, the data)."""
     inputs = list(X.columns)
     both = pd.concat([X, background], ignore_index=True)
     tables, codes = [], np.empty((len(both), len(inputs)), dtype=np.int64)
@@ -152,9 +152,18 @@ def _sampled(shap: Any, model: Any, X: pd.DataFrame, background: pd.DataFrame, t
     def f(M: np.ndarray) -> np.ndarray:
         return np.asarray(predict(decoded(M)), dtype=float)
 
-    evals = 2 * (2 * len(inputs) + 1) if max_evals in (None, "auto") else int(max_evals)
-    masker = shap.maskers.Independent(codes[len(X):], max_samples=len(background))
-    explainer = shap.PermutationExplainer(f, masker, seed=seed)
-    explanation = explainer(codes[:len(X)], max_evals=max(evals, 2 * len(inputs) + 1), silent=True)
-    return ShapResult("PermutationExplainer (sampled)", output, np.asarray(explanation.values, dtype=float),
-                      np.asarray(explanation.base_values, dtype=float), inputs)
+    # KernelExplainer: sampled coalitions, numpy only (the permutation explainer compiles numba code on first
+    # use, which costs more than the explanation itself); every coalition when 2^columns - 2 fit the budget.
+    columns = len(inputs)
+    budget = 2 * columns + 512 if max_evals in (None, "auto") else int(max_evals)
+    nsamples = min(budget, 2 ** columns - 2) if columns < 31 else budget
+    explainer = shap.KernelExplainer(f, codes[len(X):])
+    state = np.random.get_state()  # KernelExplainer samples coalitions from numpy's global generator
+    np.random.seed(seed)
+    try:
+        values = explainer.shap_values(codes[:len(X)], nsamples=max(nsamples, 1), l1_reg=False, silent=True)
+    finally:
+        np.random.set_state(state)
+    values = np.asarray(values, dtype=float)
+    base = np.broadcast_to(np.asarray(explainer.expected_value, dtype=float), (len(X),) + values.shape[2:])
+    return ShapResult("KernelExplainer (sampled)", output, values, np.array(base), inputs)

@@ -164,8 +164,10 @@ def _shap(trained: TrainedRun, node: DictConfig, X: pd.DataFrame, seed: int, out
         output = _explained_output(trained, features.iloc[[position]], row_values)
         if row_values.ndim == 2:
             row_values, base = row_values[:, output], np.atleast_1d(base)[output]
+        names = trained.dataset.class_names
         entry = {"row": int(position), "split": "test" if position in set(trained.test) else "development",
-                 "output": output, "base_value": float(np.ravel(base)[0]),
+                 "output": output, "class": None if output is None or not names else str(names[output]),
+                 "base_value": float(np.ravel(base)[0]),
                  "prediction": float(np.ravel(base)[0] + row_values.sum()),
                  "attributions": {c: float(row_values[j]) for j, c in enumerate(result.columns)}}
         entry["plot"] = waterfall(entry, features.iloc[position], out_dir, result.output)
