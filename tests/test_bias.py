@@ -254,6 +254,9 @@ def test_multi_valued_facet_out_of_fold_metrics_match_hand_computation(penguins_
         assert_close(_block(report, "post_training_bias_metrics", island), expected)
     assert _block(report, "pre_training_bias_metrics", "Dream")["KL"] == math.inf
     assert '"value": "Infinity"' in (run_dir / "bias.json").read_text()  # Clarify's spelling of an infinite value
+    text = (run_dir / "report.md").read_text()
+    assert "## Bias (SageMaker Clarify metrics)" in text and "| KL | " in text and "∞" in text
+    assert "![bias metrics](bias.png)" in text and (run_dir / "bias.png").is_file()
 
 
 def test_one_row_facet_end_to_end(tmp_path):

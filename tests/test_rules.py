@@ -150,3 +150,51 @@ def test_bad_rule_settings_fail_before_training(tmp_path):
     with pytest.raises(MlexpError, match="rules.overfit.action='halt': use warn or stop"):
         run_inprocess(["model=mlp", "rules.overfit.action=halt"], tmp_path)
     assert not (tmp_path / "metrics.json").exists()
+
+
+class ScaleLayer(Callback):
+    """Multiply one Linear layer's initial weights (and optionally set its bias) before training."""
+
+    def __init__(self, layer: str = "0", factor: float = 1.0, bias=None):
+        self.layer, self.factor, self.bias = layer, factor, bias
+
+    def on_train_begin(self, net, **kwargs):
+        module = dict(net.module_.named_modules())[self.layer]
+        with torch.no_grad():
+            module.weight.mul_(self.factor)
+            if self.bias is not None:
+                module.bias.fill_(self.bias)
+
+
+@pytest.mark.parametrize("rule,overrides,before", [
+    ("poor_weight_initialization", ["model.max_epochs=5"], [("scale", ScaleLayer("2", 30.0))]),
+    ("dead_relu", ["model.max_epochs=8"], [("scale", ScaleLayer("0", 1.0, bias=-20.0))]),
+    ("saturated_activation", ["model.activation=tanh", "model.max_epochs=8"], [("scale", ScaleLayer("0", 40.0))]),
+    ("weight_update_ratio", ["model.max_epochs=5", "rules.weight_update_ratio.large_threshold=0.001"], []),
+    ("overtraining", ["model.max_epochs=80", "model.early_stopping=false", "rules.overtraining.patience=15"], []),
+])
+def test_each_other_rule_fires_on_its_own_signal(breast_cancer, rule, overrides, before):
+    X, y = breast_cancer
+    if rule == "overtraining":  # 80 rows: the validation loss bottoms out early, training goes on
+        rows = np.random.default_rng(0).choice(len(X), 80, replace=False)
+        X, y = X[rows], y[rows]
+    net = net_for(overrides, before=before)
+    net.fit(X, y)
+    assert rule in triggered(net)
+
+
+def test_class_imbalance_fires_on_a_skewed_training_set(breast_cancer):
+    X, y = breast_cancer
+    rows = np.r_[np.flatnonzero(y == 1), np.flatnonzero(y == 0)[:20]]  # 357 benign vs 20 malignant
+    net = net_for(["model.max_epochs=3"])
+    net.fit(X[rows], y[rows])
+    assert "class_imbalance" in triggered(net)
+    finding = dict(net.callbacks_)["training_rules"].fit_["findings"][0]
+    assert finding["rule"] == "class_imbalance" and "[20, 357]" in finding["message"]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu"])
+def test_healthy_nets_of_other_activations_trigger_no_rule(breast_cancer, activation):
+    net = net_for([f"model.activation={activation}"])
+    net.fit(*breast_cancer)
+    assert triggered(net) == set()

@@ -221,6 +221,6 @@ _EPOCH_CHECKS: Dict[str, Callable[[Dict[str, Any], EpochRecord, Dict[str, Any]],
     "overtraining": _overtraining,
     "vanishing_gradient": _vanishing_gradient,
     "dead_relu": _share_rule(lambda r: r.dead_share, "are dead ReLU units (zero for every probe row)"),
-    "saturated_activation": _share_rule(lambda r: r.saturated_share, "are saturated (at the bounds of tanh/sigmoid)"),
+    "saturated_activation": _share_rule(lambda r: r.saturated_share, "sit at a tanh/sigmoid bound (share of units x probe rows)"),
     "weight_update_ratio": _weight_update_ratio,
 }

@@ -163,7 +163,7 @@ class TrainingRules(Callback):
                 low, high = (-1.0, 1.0) if isinstance(module, torch.nn.Tanh) else (0.0, 1.0)
                 margin = float((self.rules or {}).get("saturated_activation", {}).get("margin", 0.01))
                 saturated = (value <= low + margin) | (value >= high - margin)
-                record.saturated_share[name] = float((saturated.float().mean(dim=0) >= 0.95).float().mean())
+                record.saturated_share[name] = float(saturated.float().mean())  # of all unit x row values
 
     def _apply(self, findings: List[Dict[str, Any]], epoch: int) -> None:
         for finding in findings:
