@@ -207,10 +207,12 @@ def _weight_update_ratio(s: Dict[str, Any], r: EpochRecord, state: Dict[str, Any
         return None
     for layer, ratio in r.update_ratio.items():
         if ratio > s["large_threshold"]:
-            return f"layer {layer}'s weights changed by {ratio:.3g}x their norm in one epoch (limit {s['large_threshold']:g})"
+            return (f"layer {layer}'s weights changed by {ratio:.3g}x their norm in one epoch "
+                    f"(limit {s['large_threshold']:g})")
         # A ratio of exactly 0 (frozen weights, lr=0) is loss_not_decreasing's case, not an update-size one.
         if s["small_threshold"] is not None and 0 < ratio < s["small_threshold"]:
-            return f"layer {layer}'s weights changed by only {ratio:.3g}x their norm in one epoch (limit {s['small_threshold']:g})"
+            return (f"layer {layer}'s weights changed by only {ratio:.3g}x their norm in one epoch "
+                    f"(limit {s['small_threshold']:g})")
     return None
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
-from mlexp.neural._checks import RULES, EpochRecord, check_epoch, check_start
+from mlexp.neural._checks import EpochRecord, check_epoch, check_start
 
 __all__ = ["TrainingRules", "rules_callbacks", "fits_for", "PROBE_ROWS", "HISTOGRAM_BINS"]
 
@@ -202,6 +202,3 @@ def _histograms(epoch: int, layers: List[tuple]) -> Dict[str, Any]:
 def _number(value: Any) -> Optional[float]:
     return None if value is None else float(value)
 
-
-# Rule names, for docs and checks (the callback module is imported only when torch is).
-RULE_NAMES = tuple(RULES)
