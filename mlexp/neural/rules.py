@@ -64,9 +64,10 @@ class TrainingRules(Callback):
         self.reporter_, fold = active_reporter()
         self.fit_ = {"fit": "final fit" if fold is None else f"fold {fold}", "epochs": [], "findings": [],
                      "stopped": None, "histograms": [] if self.histograms else None}
-        self.layers_ = [(n, m) for n, m in net.module_.named_modules() if isinstance(m, torch.nn.Linear)]
-        self.activations_ = [(n, m) for n, m in net.module_.named_modules()
-                             if isinstance(m, (torch.nn.ReLU,) + _SATURATING)]
+        # Named as in the module (MLP: "0", "2", ...); a module that is itself the layer (torch_linear) by its class.
+        modules = [(n or type(m).__name__, m) for n, m in net.module_.named_modules()]
+        self.layers_ = [(n, m) for n, m in modules if isinstance(m, torch.nn.Linear)]
+        self.activations_ = [(n, m) for n, m in modules if isinstance(m, (torch.nn.ReLU,) + _SATURATING)]
         self.probe_ = _probe(X, net.device)
         self.previous_ = [m.weight.detach().clone() for _, m in self.layers_]
         self.state_: Dict[str, Any] = {}
