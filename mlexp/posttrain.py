@@ -27,6 +27,9 @@ STEPS: List[str] = [
     "mlexp.data.checks:DataChecks",  # ID-like columns, integer codes, one-column leaks: checked before training
     "mlexp.evaluation.diagnostics:FitCheck",  # a model that does not fit its own training folds
     "mlexp.evaluation.diagnostics:ThresholdReport",  # threshold=tuned: metrics at 0.5 and at the tuned threshold
+    "mlexp.responsible.bias:BiasStep",  # Clarify's pre- and post-training bias metrics (docs/bias.md)
+    "mlexp.responsible.explain:ExplainStep",  # permutation importance / SHAP per input column (docs/explain.md)
+    "mlexp.neural.diagnostics:DiagnosticsStep",  # what the training rules found (docs/rules.md)
 ]
 
 

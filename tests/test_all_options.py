@@ -37,8 +37,11 @@ NEEDS = {
     ("target_transform", "log1p"): ["data=diabetes"],
     ("target_transform", "sqrt"): ["data=diabetes"],
     ("target_transform", "yeo_johnson"): ["data=diabetes"],
+    ("bias", "auto"): ["data=penguins", "data.roles.facet=island", "bias.label_values=[Adelie]"],
+    ("bias", "clarify"): ["data=penguins", "bias.facet=sex", "bias.label_values=[Gentoo]", "bias.group=island"],
 }
-GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"]}
+GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"], "rules": ["model=mlp", "model.max_epochs=3"]}
+LIST_GROUPS = {"features", "rules"}  # groups whose option is chosen as a list: features=[log]
 
 
 def _options():
@@ -48,7 +51,7 @@ def _options():
 
 
 def _choose(group: str, option: str) -> str:
-    return f"{group}=[{option}]" if group == "features" else f"{group}={option}"
+    return f"{group}=[{option}]" if group in LIST_GROUPS else f"{group}={option}"
 
 
 def _params():

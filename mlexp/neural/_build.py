@@ -83,6 +83,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
 
     from mlexp.neural._batches import ValidationSlice
     from mlexp.neural._net import PRECISIONS, TensorBatches, TorchClassifier, TorchRegressor
+    from mlexp.neural.rules import rules_callbacks
 
     context = context or {}
     target = model_cfg.get("_target_")
@@ -143,6 +144,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
         precision=training.get("precision", "fp32"),
         processes=processes,
         device=context.get("device", "cpu"),
+        callbacks=rules_callbacks(context.get("cfg")),  # training rules (docs/rules.md)
         verbose=0,
     )
     log.info("model: %s(%s) as %s, optimizer %s(lr=%s), batch_size=%s, %s%s", target,
