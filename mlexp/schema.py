@@ -60,6 +60,16 @@ class ModeConf:
 
 
 @dataclass
+class CaptureConf:
+    """Data capture (mlexp.monitor.capture): what mode=predict and the endpoint record for the monitor."""
+
+    enabled: bool = False
+    sampling_percentage: float = 100.0
+    folder: str = "capture"
+    endpoint: Optional[str] = None
+
+
+@dataclass
 class MlexpConfig:
     mode: ModeConf = MISSING
     data: DataConf = MISSING
@@ -90,7 +100,7 @@ class MlexpConfig:
     bias: Any = None
     explain: Any = None
     rules: Any = None
-    capture: Any = None
+    capture: CaptureConf = field(default_factory=CaptureConf)
     monitor: Any = None
     label: Any = None
     serve: Any = None
