@@ -3,8 +3,8 @@
 Post-training bias per facet value d against the rest a, with Clarify's short names: DPPL (difference
 in positive proportions in predicted labels, q_a - q_d), DI (disparate impact, q_d / q_a), and with
 labels AD (accuracy difference) and RD (recall difference). Binary classifiers, class 1 positive.
-A value drifts when it moves further from fairness (0; 1 for DI) than the baseline's by more than
-``tolerance``.
+A value drifts when it moves further from fairness (0; 1 for DI, compared as |log DI|) than the
+baseline's by more than ``tolerance``.
 
 Attributions are label-free permutation importances: the mean absolute change of the model's output
 (class probabilities, or the prediction of a regressor) when one feature's values are shuffled, on a
@@ -88,13 +88,16 @@ def bias_violations(baseline: Dict[str, Any], current: Dict[str, Dict[str, float
             now = current.get(value, {}).get(name)
             if now is None or before is None or not np.isfinite(now) or not np.isfinite(before):
                 continue
+            # DI is a ratio: compared on a log scale, so 0.5 and 2.0 are equally far from fairness (1).
+            far = (lambda v: abs(np.log(v)) if v > 0 else np.inf) if name == "DI" else abs
             fair = 1.0 if name == "DI" else 0.0
-            if abs(now - fair) > abs(before - fair) + tolerance:
+            if far(now) > far(before) + tolerance:
                 violations.append({
                     "facet": facet_name, "facet_value": value, "metric_name": name,
                     "constraint_check_type": "bias_drift_check",
-                    "description": (f"Value {now:.4g} does not meet the constraint requirement: baseline {before:.4g}, "
-                                    f"|value - {fair:g}| may grow by at most monitor.bias_tolerance {tolerance:g}."),
+                    "description": (f"Value {now:.4g} does not meet the constraint requirement: baseline {before:.4g}; "
+                                    f"the distance from {fair:g} ({'|log DI|' if name == 'DI' else f'|{name}|'}) may "
+                                    f"grow by at most monitor.bias_tolerance {tolerance:g}."),
                 })
     return violations
 

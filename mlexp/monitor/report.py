@@ -82,12 +82,14 @@ def _over_time(results: List[Dict[str, Any]], base: Any, plots: Path) -> List[st
     features = sorted({f for r in results for f in r.get("distances", {})})
     panels.append(("drift distance per feature", {f: [r.get("distances", {}).get(f, np.nan) for r in results]
                                                   for f in features}))
-    metrics = sorted({m for r in results for m in (r.get("estimated") or {})})
+    metrics = [m for m in ("accuracy", "roc_auc", "f1") if any(m in (r.get("estimated") or {}) for r in results)][:2]
     if metrics:
-        series = {f"estimated {m}": [r.get("estimated", {}).get(m, np.nan) for r in results] for m in metrics}
-        series.update({f"actual {m}": [r.get("actual", {}).get(m, np.nan) for r in results] for m in metrics
-                       if any("actual" in r for r in results)})
-        panels.append(("performance: estimated (CBPE) and with labels", series))
+        series = {}
+        for m in metrics:
+            series[f"estimated {m}"] = [r.get("estimated", {}).get(m, np.nan) for r in results]
+            if any("actual" in r for r in results):
+                series[f"actual {m}"] = [r.get("actual", {}).get(m, np.nan) for r in results]
+        panels.append(("performance: estimated without labels (CBPE, solid) and with labels (dashed)", series))
     if any("ndcg" in r for r in results):
         panels.append(("attribution NDCG", {"ndcg": [r.get("ndcg", np.nan) for r in results]}))
     figure = _figure(9, 2.6 * len(panels))
@@ -101,8 +103,11 @@ def _over_time(results: List[Dict[str, Any]], base: Any, plots: Path) -> List[st
         lines.append(row)
     for i, (title, series) in enumerate(panels):
         axes = figure.add_subplot(len(panels), 1, i + 1)
+        colors = {}
         for name, values in series.items():
-            axes.plot(range(len(results)), values, marker="o", markersize=3, label=name,
+            metric = name.split(" ", 1)[-1] if name.startswith(("estimated ", "actual ")) else name
+            color = colors.setdefault(metric, f"C{len(colors) % 10}")
+            axes.plot(range(len(results)), values, marker="o", markersize=3, label=name, color=color,
                       linestyle="--" if name.startswith("actual") else "-")
         axes.set_title(title, fontsize=9)
         axes.set_xticks(range(len(results)))

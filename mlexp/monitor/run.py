@@ -187,11 +187,10 @@ class _Predictor:
 
         try:
             outputs = predict_frame(self.base.model, self.card, batch.inputs[features])
-        except MlexpError:
-            raise
-        except Exception as err:
-            raise MlexpError(f"the model could not score {self.settings.data}: {type(err).__name__}: {err}. Check the "
-                             "columns' types against the training data, or run monitor.checks=[data_quality].") from err
+        except Exception as err:  # e.g. missing values the model has no imputer for: data quality still runs
+            self.skipped = f"the model could not score the rows ({type(err).__name__}: {str(err)[:200]})"
+            log.warning("monitor: model-based checks skipped for a chunk: %s", self.skipped)
+            return None, None, None
         return (*self._decode(outputs), outputs)
 
     def _decode(self, outputs: pd.DataFrame) -> tuple:
