@@ -61,12 +61,11 @@ class ModeConf:
 
 @dataclass
 class CaptureConf:
-    """Data capture (mlexp.monitor.capture): what mode=predict and the endpoint record for the monitor."""
+    """Data capture in SageMaker's JSON Lines format by mode=predict and mode=serve (read by the monitor)."""
 
     enabled: bool = False
     sampling_percentage: float = 100.0
-    folder: str = "capture"
-    endpoint: Optional[str] = None
+    folder: Optional[str] = None  # null: capture/ inside the run directory
 
 
 @dataclass

@@ -6,8 +6,8 @@ the annotator is the metadata's ``worker-id`` (or ``annotator``), else the file'
 ``majority`` (the most frequent answer; agreement = its share of the answers) or ``dawid_skene``
 (crowd-kit's Dawid-Skene EM, which weighs annotators by their estimated confusion matrices; agreement
 is the label's posterior probability). Items below ``label.agreement_threshold`` go back to the
-annotators (``send_back.jsonl``, an input manifest); annotators whose disagreement with the others'
-consensus is ``label.poor_annotator_ratio`` times the median's (and 0.1 above it) are flagged.
+annotators (``send_back.jsonl``, an input manifest); annotators whose disagreement with the consolidated
+labels is ``label.poor_annotator_ratio`` times the median annotator's (and 0.1 above it) are flagged.
 
 Writes ``labelled.csv`` (event_id, the features, the target: ``monitor.labels`` and a new
 ``data=csv`` train run read it as it is), ``consolidation.csv``, ``annotators.csv``, ``send_back.jsonl``
@@ -52,7 +52,7 @@ def consolidate(run_dir: Path, answers: Sequence[str], out_dir: Path, method: st
             raise MlexpError(f"answers hold labels that are not classes of the model: {odd[:5]}; the classes are {classes}.")
     result = _majority(frame) if method == "majority" else _dawid_skene(frame)
     result["accepted"] = result["agreement"] >= threshold
-    annotators = poor_annotators(frame, ratio)
+    annotators = poor_annotators(frame, result.set_index("event_id")["label"], ratio)
     _write(out_dir, result, annotators, sources, target, classes, method, threshold)
     return result
 
@@ -108,25 +108,13 @@ def _dawid_skene(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("event_id", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
-def poor_annotators(frame: pd.DataFrame, ratio: float) -> pd.DataFrame:
-    """Each annotator's disagreement with the majority of the other annotators, and who stands out."""
-    rows = []
-    for worker, own in frame.groupby("worker", sort=True):
-        others = frame[frame["worker"] != worker]
-        compared = disagreed = 0
-        for task, label in zip(own["task"], own["label"]):
-            counts = Counter(others.loc[others["task"] == task, "label"])
-            if not counts:
-                continue
-            ranked = counts.most_common(2)
-            if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-                continue  # the others are split: no consensus to disagree with
-            compared += 1
-            disagreed += ranked[0][0] != label
-        rows.append({"annotator": worker, "answers": len(own), "compared": compared,
-                     "disagreement_rate": disagreed / compared if compared else np.nan})
-    table = pd.DataFrame(rows)
-    median = float(table["disagreement_rate"].median()) if table["disagreement_rate"].notna().any() else 0.0
+def poor_annotators(frame: pd.DataFrame, consensus: pd.Series, ratio: float) -> pd.DataFrame:
+    """Each annotator's disagreement with the consolidated labels (``consensus``: task -> label), and who stands out."""
+    agreed = frame["label"].to_numpy() == consensus.reindex(frame["task"]).to_numpy()
+    table = (pd.DataFrame({"annotator": frame["worker"], "disagreed": ~agreed})
+             .groupby("annotator").agg(answers=("disagreed", "size"), disagreement_rate=("disagreed", "mean"))
+             .reset_index())
+    median = float(table["disagreement_rate"].median())
     table["flagged"] = (table["disagreement_rate"] > ratio * median) & (table["disagreement_rate"] > median + _FLOOR)
     return table
 
@@ -151,7 +139,7 @@ def _write(out_dir: Path, result: pd.DataFrame, annotators: pd.DataFrame, source
     lines = [f"# Consolidated labels ({method})", "",
              f"{len(result)} items from {annotators['answers'].sum()} answers by {len(annotators)} annotators: "
              f"{len(accepted)} accepted (agreement >= {threshold:g}) into `labelled.csv`, {len(back)} sent back "
-             "(`send_back.jsonl`).", "", "| annotator | answers | disagreement with the others | flagged |",
+             "(`send_back.jsonl`).", "", "| annotator | answers | disagreement with the consolidated labels | flagged |",
              "|---|---:|---:|---|"]
     lines += [f"| {r.annotator} | {r.answers} | {r.disagreement_rate:.2%} | {'**yes**' if r.flagged else ''} |"
               for r in annotators.itertuples()]

@@ -31,6 +31,8 @@ def quality_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, scores: O
                     classes: Optional[Sequence[Any]] = None, seed: int = 0) -> Dict[str, Any]:
     """Model Monitor's model-quality statistics for these predictions (class indices for classifiers)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if task == "classification":
+        y_true, y_pred = y_true.astype(int), y_pred.astype(int)
     n_classes = len(classes) if classes is not None else None
     section = section_of(task, n_classes)
     values = _values(section, y_true, y_pred, scores, n_classes)
