@@ -242,3 +242,27 @@ def test_exit_statuses_of_the_entrypoint(gss, tmp_path):
     missing = run_cli(["mode=monitor", f"monitor.baseline={tmp_path}", f"monitor.data={gss.root / 'early.csv'}"],
                       cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "error: monitor.baseline=" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow
+def test_nycflights_month_by_month(tmp_path):
+    """Trained on January 2013's flights (late arrival > 15 min), February and March as monthly windows."""
+    from mlexp.data.loaders import rdataset
+
+    flights = rdataset("nycflights13", "flights")
+    flights = flights[flights.month <= 3].dropna(subset=["dep_delay", "arr_delay"])
+    flights = flights.sample(frac=0.4, random_state=0).sort_values("time_hour")
+    frame = flights[["time_hour", "month", "sched_dep_time", "dep_delay", "carrier", "origin", "distance"]].copy()
+    frame["late"] = (flights["arr_delay"] > 15).astype(int)
+    frame[frame.month == 1].drop(columns=["time_hour", "month"]).to_csv(tmp_path / "january.csv", index=False)
+    frame[frame.month > 1].drop(columns=["month"]).to_csv(tmp_path / "later.csv", index=False)
+    run_inprocess(["data=csv", f"data.path={tmp_path / 'january.csv'}", "data.target=late", "splitter.n_splits=3"],
+                  tmp_path / "run")
+    gss = SimpleNamespace(run=tmp_path / "run", root=tmp_path)
+    violations, summary = _monitor(gss, tmp_path / "later.csv", "monitor", window="MS", time_column="time_hour")
+    windows = pd.read_csv(tmp_path / "monitor" / "windows.csv")
+    assert list(windows["window"].str[:7]) == ["2013-02", "2013-03"]
+    assert windows["rows"].sum() == (frame.month > 1).sum() and (windows["labelled"] == windows["rows"]).all()
+    assert (windows["actual_roc_auc"] > 0.85).all() and windows["estimate_error_accuracy"].abs().max() < 0.05
+    assert {v["constraint_check_type"] for v in violations} <= {"baseline_drift_check", "LessThanThreshold",
+                                                                 "categorical_values_check"}
