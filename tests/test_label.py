@@ -2,7 +2,6 @@
 labelled table fed back to monitor.labels and to a new train run; mode=predict with capture into the monitor."""
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

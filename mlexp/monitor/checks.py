@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from mlexp.errors import MlexpError
-from mlexp.monitor.stats import DOMAIN_MAX, FRACTIONAL, INTEGRAL, STRING, Profiler
+from mlexp.monitor.stats import DOMAIN_MAX, FRACTIONAL, INTEGRAL, Profiler
 
 __all__ = ["suggest_constraints", "drift_edges", "data_quality_violations", "DISTANCES", "MONITORING_CONFIG"]
 

@@ -8,11 +8,10 @@ table's rows with the run's model when a model check needs predictions (a captur
 (``MonitorViolations``) when anything is violated, so cron or CI can act on it.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -106,7 +105,7 @@ def run_monitor(cfg: DictConfig) -> None:
 
 def monitor(settings: MonitorSettings, out_dir: Path) -> Dict[str, Any]:
     """Run every check; write the outputs in ``out_dir``; raise MonitorViolations when any check fails."""
-    from mlexp.monitor.baseline import write_json
+    from mlexp.monitor.outputs import write_merged, write_results
     from mlexp.monitor.report import write_monitor_report
     from mlexp.monitor.source import iter_batches, load_labels
     from mlexp.monitor.window import WindowState, load_baseline
@@ -128,7 +127,7 @@ def monitor(settings: MonitorSettings, out_dir: Path) -> Dict[str, Any]:
             y_pred, scores, outputs = predictor(batch)
             y_true = _labels_of(batch, labels, base)
             if merged is not None and y_true is not None and outputs is not None:
-                _write_merged(merged, batch, outputs, y_true, classes)
+                write_merged(merged, batch, outputs, y_true, classes)
             keys = _window_keys(batch, settings)
             for key in pd.unique(keys):
                 rows = np.flatnonzero(keys == key)
@@ -146,7 +145,7 @@ def monitor(settings: MonitorSettings, out_dir: Path) -> Dict[str, Any]:
                          "widen monitor.start/monitor.end.")
     tolerance = {"quality": settings.quality_tolerance, "bias": settings.bias_tolerance, "ndcg": settings.ndcg_threshold}
     results = [windows[key].finish(settings.distance, tolerance) for key in sorted(windows)]
-    summary = _write_results(results, settings, predictor, out_dir, write_json)
+    summary = write_results(results, settings, predictor.skipped, out_dir)
     write_monitor_report(out_dir, base, settings, results, summary)
     count = summary["violation_count"]
     print(f"monitor: {summary['rows']} rows, {len(results)} window(s), {count} violation(s): {out_dir}")
@@ -278,63 +277,3 @@ def _window_keys(batch: Any, settings: MonitorSettings) -> np.ndarray:
 
 def _take(values: Optional[np.ndarray], rows: np.ndarray) -> Optional[np.ndarray]:
     return None if values is None else values[rows]
-
-
-def _write_merged(handle: Any, batch: Any, outputs: pd.DataFrame, y_true: np.ndarray,
-                  classes: Optional[List[Any]]) -> None:
-    """Model Monitor's merged file: each captured record with its groundTruthData, labelled rows only."""
-    from mlexp.monitor.capture import _payload, _records
-
-    rows = np.flatnonzero(~pd.isna(y_true))
-    for i, row_in, row_out in zip(rows, _records(batch.inputs.iloc[rows]), _records(outputs.iloc[rows])):
-        truth = y_true[i]
-        handle.write(json.dumps({
-            "captureData": {"endpointInput": _payload("INPUT", row_in), "endpointOutput": _payload("OUTPUT", row_out)},
-            "groundTruthData": {"data": str(truth if classes is None else classes[int(truth)]), "encoding": "CSV"},
-            "eventMetadata": {"eventId": batch.ids.iloc[i],
-                              **({"inferenceTime": batch.times.iloc[i].isoformat()} if batch.times is not None else {})},
-            "eventVersion": "0"}, separators=(",", ":")) + "\n")
-
-
-def _write_results(results: List[Dict[str, Any]], settings: MonitorSettings, predictor: Any, out_dir: Path,
-                   write_json: Any) -> Dict[str, Any]:
-    windowed = bool(settings.window)
-    violations = []
-    for result in results:
-        if windowed:
-            folder = out_dir / "windows" / pd.Timestamp(result["window"]).strftime("%Y-%m-%dT%H-%M-%S")
-            folder.mkdir(parents=True, exist_ok=True)
-        else:
-            folder = out_dir
-        write_json(folder / "constraint_violations.json", {"violations": result["violations"]})
-        if "statistics" in result:
-            write_json(folder / "statistics.json", result["statistics"])
-        if "quality" in result:
-            write_json(folder / "model_quality_statistics.json", result["quality"])
-        stamp = {"window": pd.Timestamp(result["window"]).isoformat()} if windowed else {}
-        violations += [{**v, **stamp} for v in result["violations"]]
-    if windowed:
-        write_json(out_dir / "constraint_violations.json", {"violations": violations})
-    by_type: Dict[str, int] = {}
-    for v in violations:
-        by_type[v["constraint_check_type"]] = by_type.get(v["constraint_check_type"], 0) + 1
-    summary = {
-        "baseline": str(settings.baseline), "data": str(settings.data), "labels": str(settings.labels or ""),
-        "window": settings.window, "distance": settings.distance, "checks": list(settings.checks),
-        "rows": int(sum(r["rows"] for r in results)), "violation_count": len(violations), "violations_by_type": by_type,
-        "skipped": predictor.skipped,
-        "windows": [{k: (pd.Timestamp(v).isoformat() if k == "window" and windowed else v) for k, v in r.items()
-                     if k not in ("statistics", "quality", "violations", "attribution")}
-                    | {"violations": len(r["violations"])} for r in results],
-    }
-    write_json(out_dir / "monitor.json", summary)
-    if windowed:
-        pd.DataFrame([_flat(w) for w in summary["windows"]]).to_csv(out_dir / "windows.csv", index=False)
-    return summary
-
-
-def _flat(window: Dict[str, Any]) -> Dict[str, Any]:
-    row = {k: v for k, v in window.items() if not isinstance(v, dict)}
-    for part in ("estimated", "actual", "estimate_error"):
-        row.update({f"{part}_{k}": v for k, v in (window.get(part) or {}).items()})
-    return row
