@@ -186,7 +186,7 @@ def test_later_years_window_by_window(gss, later_years):
 
 
 def test_bias_and_attribution_drift_from_the_capture(gss):
-    """Predictions that turn against one group (bias drift) and a model whose output now follows one feature."""
+    """Predictions that turn against one group (bias drift); inputs that make the model follow one feature."""
     from mlexp.monitor.capture import CaptureWriter
 
     rows = gss.early.drop(columns=["high_income"]).reset_index(drop=True)
@@ -200,6 +200,13 @@ def test_bias_and_attribution_drift_from_the_capture(gss):
     assert {("Female", "DPPL"), ("Male", "DPPL")} <= found and all(v["constraint_check_type"] == "bias_drift_check"
                                                                    for v in violations)
     assert summary["windows"][0]["bias"]["Female"]["DPPL"] == pytest.approx(1.0)
+
+    # Ages ten times larger: the model's output now follows age first.
+    frame = rows.assign(age=rows["age"] * 10)
+    frame.to_csv(gss.root / "age_times_ten.csv", index=False)
+    violations, summary = _monitor(gss, gss.root / "age_times_ten.csv", "attribution", checks=("attribution",))
+    assert [v["constraint_check_type"] for v in violations] == ["feature_attribution_drift_check"]
+    assert "now age" in violations[0]["description"] and summary["windows"][0]["ndcg"] < 0.9
 
     from mlexp.monitor.drift import attribution_violation, ndcg
 
