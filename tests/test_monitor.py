@@ -276,3 +276,22 @@ def test_nycflights_month_by_month(tmp_path):
     assert (windows["actual_roc_auc"] > 0.85).all() and windows["estimate_error_accuracy"].abs().max() < 0.05
     assert {v["constraint_check_type"] for v in violations} <= {"baseline_drift_check", "LessThanThreshold",
                                                                  "categorical_values_check"}
+
+
+def test_regression_model_quality(tmp_path):
+    """diabetes with a linear model: its own rows pass; shuffled targets raise mae and rmse, lower r2."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    run_inprocess(["data=diabetes", "model=linear", "splitter=kfold", "splitter.n_splits=3"], tmp_path / "run")
+    assert not (tmp_path / "run" / "baseline" / "calibration.json").exists()  # no estimate without probabilities
+    frame.to_csv(tmp_path / "same.csv", index=False)
+    frame.assign(target=frame["target"].sample(frac=1, random_state=0).to_numpy()).to_csv(tmp_path / "shuffled.csv", index=False)
+    gss = SimpleNamespace(run=tmp_path / "run", root=tmp_path)
+    violations, summary = _monitor(gss, tmp_path / "same.csv", "same")
+    assert violations == [] and summary["windows"][0]["ndcg"] > 0.95
+    violations, _ = _monitor(gss, tmp_path / "shuffled.csv", "shuffled")
+    assert {(v["constraint_check_type"], v["metric_name"]) for v in violations} == {
+        ("GreaterThanThreshold", "mae"), ("GreaterThanThreshold", "rmse"), ("LessThanThreshold", "r2")}
+    quality = json.loads((tmp_path / "shuffled" / "model_quality_statistics.json").read_text())["regression_metrics"]
+    assert quality["rmse"]["value"] == pytest.approx(np.sqrt(quality["mse"]["value"])) and quality["r2"]["value"] < 0
