@@ -295,3 +295,47 @@ def test_regression_model_quality(tmp_path):
         ("GreaterThanThreshold", "mae"), ("GreaterThanThreshold", "rmse"), ("LessThanThreshold", "r2")}
     quality = json.loads((tmp_path / "shuffled" / "model_quality_statistics.json").read_text())["regression_metrics"]
     assert quality["rmse"]["value"] == pytest.approx(np.sqrt(quality["mse"]["value"])) and quality["r2"]["value"] < 0
+
+
+class _ResponsibleFiles:
+    """Stands in for the bias and explain steps: writes bias.json and explain.json as docs/bias.md and
+    docs/explain.md specify them, the bias values computed here by hand from the out-of-fold predictions."""
+
+    name = "responsible_stand_in"
+
+    def enabled(self, cfg):
+        return True
+
+    def check(self, cfg, dataset):
+        pass
+
+    def run(self, trained):
+        oof = trained.cv.predictions
+        female = (trained.X_dev["gender"].iloc[oof.index] == "Female").to_numpy()
+        q_d, q_a = (oof.y_pred[female] == 1).mean(), (oof.y_pred[~female] == 1).mean()
+        group = {"value_or_threshold": "Female", "metrics": [
+            {"name": "DPPL", "description": "", "value": q_a - q_d}, {"name": "DI", "description": "", "value": q_d / q_a},
+            {"name": "TE", "description": "", "value": 0.5}]}
+        bias = {"version": 1, "facet": "gender", "post_training_bias_metrics": {"facets": {"gender": [group]}}}
+        (trained.run_dir / "bias.json").write_text(json.dumps(bias))
+        ranking = [{"feature": f, "importance": 1.0 / (i + 1), "rank": i + 1}
+                   for i, f in enumerate(["occrecode", "gender", "prestg10", "educcat", "age", "wrkstat", "maritalcat", "childs"])]
+        (trained.run_dir / "explain.json").write_text(json.dumps({"version": 1, "method": "permutation",
+                                                                  "global_ranking": ranking}))
+
+
+def test_baseline_reads_bias_and_explain_files(gss, tmp_path, monkeypatch):
+    from mlexp import posttrain
+
+    monkeypatch.setattr(posttrain, "STEPS", [f"{__name__}:_ResponsibleFiles", *posttrain.STEPS])
+    sample = gss.early.sample(3000, random_state=0)
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    run_inprocess(["data=csv", f"data.path={tmp_path / 'sample.csv'}", "data.target=high_income", "splitter.n_splits=3"],
+                  tmp_path / "run")  # no data.roles.facet: the facet comes from bias.json
+    summary = json.loads((tmp_path / "run" / "baseline" / "baseline.json").read_text())
+    assert summary["responsible"] == {"bias.json": "../bias.json", "explain.json": "../explain.json"}
+    assert 0.5 < summary["explain_ndcg"] <= 1.0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "agree on 2 values (largest difference 0)" in report and "against `explain.json`'s" in report
+    bias = json.loads((tmp_path / "run" / "baseline" / "bias_analysis.json").read_text())
+    assert set(bias["post_training_bias_metrics"]["facets"]) == {"gender"}

@@ -66,9 +66,7 @@ class BaselineStep(PostTrainStep):
             summary["files"]["calibration"] = "calibration.json"
         summary["files"].update(_bias(trained, folder))
         summary["files"].update(_attribution(trained, folder, summary))
-        for name in ("bias.json", "explain.json"):  # written by the responsible-AI steps when enabled
-            if (Path(trained.run_dir) / name).is_file():
-                summary.setdefault("responsible", {})[name] = f"../{name}"
+        lines += _responsible(Path(trained.run_dir), folder, summary, warnings)
         write_json(folder / "baseline.json", summary)
         files = ", ".join(f"`{name}`" for name in ["statistics.json", "constraints.json", *summary["files"].values()])
         lines = [f"`baseline/` holds {files}, from {len(X_dev)} development rows: "
@@ -145,7 +143,10 @@ def reference_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: Optional[np
 def _bias(trained: TrainedRun, folder: Path) -> Dict[str, str]:
     from mlexp.monitor.drift import BiasCounts, bias_analysis
 
-    facet, classes = trained.dataset.roles.facet, trained.dataset.class_names
+    facet, classes = trained.dataset.roles.facet or _read(Path(trained.run_dir) / "bias.json").get("facet"), \
+        trained.dataset.class_names
+    if facet not in trained.X_dev.columns:
+        return {}
     oof = trained.cv.predictions if trained.cv is not None else None
     if not facet or trained.task != "classification" or len(classes or []) != 2 or oof is None or oof.index is None:
         return {}
@@ -153,6 +154,59 @@ def _bias(trained: TrainedRun, folder: Path) -> Dict[str, str]:
     counts.update(trained.X_dev[facet].iloc[oof.index], oof.y_pred, oof.y_true)
     write_json(folder / "bias_analysis.json", bias_analysis(facet, trained.cfg.data.target, classes[1], counts.metrics()))
     return {"bias": "bias_analysis.json"}
+
+
+def _responsible(run_dir: Path, folder: Path, summary: Dict[str, Any], warnings: List[str]) -> List[str]:
+    """Cross-check the baseline with bias.json and explain.json of the responsible-AI steps, when they ran.
+
+    The monitor keeps its own values (it recomputes them on new data with the same code); these lines say
+    how they relate to the run's reported ones: post-training bias should agree exactly (same out-of-fold
+    predictions, Clarify's definitions), the attribution rankings broadly (another method: NDCG).
+    """
+    from mlexp.monitor.drift import ndcg
+
+    lines: List[str] = []
+    bias, explain = _read(run_dir / "bias.json"), _read(run_dir / "explain.json")
+    if bias and (folder / "bias_analysis.json").is_file():
+        summary.setdefault("responsible", {})["bias.json"] = "../bias.json"
+        ours = _values(_read(folder / "bias_analysis.json").get("post_training_bias_metrics", {}))
+        theirs = _values(bias.get("post_training_bias_metrics", {}))
+        shared = [k for k in ours if k in theirs and _finite(ours[k]) and _finite(theirs[k])]
+        if shared:
+            gap = max(abs(ours[k] - theirs[k]) for k in shared)
+            lines.append(f"Post-training bias in `bias.json` and the monitor's baseline agree on {len(shared)} "
+                         f"values (largest difference {gap:.2g}).")
+            if gap > 1e-6:
+                warnings.append(f"bias.json and baseline/bias_analysis.json differ by up to {gap:.3g} on the same "
+                                "metrics: the monitor compares new data with its own values.")
+    ranking = {r["feature"]: float(r["importance"]) for r in explain.get("global_ranking", []) if "feature" in r}
+    attribution = _read(folder / "attribution.json").get("explanations", {}).get("permutation", {})
+    if ranking and attribution:
+        summary.setdefault("responsible", {})["explain.json"] = "../explain.json"
+        agreement = ndcg(ranking, attribution["label0"]["global_attributions"])
+        summary["explain_ndcg"] = agreement
+        lines.append(f"The monitor's label-free attribution ranking against `explain.json`'s "
+                     f"({explain.get('global_ranking_measure', explain.get('method', ''))}): NDCG {agreement:.3f}.")
+    return lines
+
+
+def _values(section: Dict[str, Any]) -> Dict[tuple, float]:
+    return {(facet, group["value_or_threshold"], metric["name"]): metric["value"]
+            for facet, groups in section.get("facets", {}).items() for group in groups
+            for metric in group.get("metrics", []) if isinstance(metric, dict) and "name" in metric}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and np.isfinite(value)
+
+
+def _read(path: Path) -> Dict[str, Any]:
+    """A JSON file of another step, or {} when it is absent or unreadable (absent means: that step did not run)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        log.warning("baseline: %s is not JSON; ignored", path)
+        return {}
 
 
 def _attribution(trained: TrainedRun, folder: Path, summary: Dict[str, Any]) -> Dict[str, str]:
