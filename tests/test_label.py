@@ -174,3 +174,16 @@ def test_predict_with_capture_then_monitor(penguins, tmp_path):
                     "hydra.run.dir=monitor"], cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "monitor" / "monitor.json").read_text())["rows"] == len(penguins.frame)
+
+
+def test_multiclass_estimate_without_labels(penguins, tmp_path):
+    """CBPE for three classes (one-vs-rest calibration): on the pool, the estimate is close to the real accuracy."""
+    from mlexp.monitor.run import MonitorSettings, monitor
+
+    summary = monitor(MonitorSettings(baseline=penguins.run, data=penguins.root / "pool.csv", checks=("estimate",)),
+                      tmp_path / "estimate")
+    estimated = summary["windows"][0]["estimated"]
+    assert set(estimated) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    baseline = json.loads((penguins.run / "baseline" / "baseline.json").read_text())
+    assert estimated["accuracy"] == pytest.approx(baseline["estimate_reference"]["accuracy"], abs=0.03)
+    assert 0.95 < estimated["roc_auc"] <= 1.0
