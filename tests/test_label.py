@@ -156,8 +156,11 @@ def test_bad_answers_are_refused_clearly(penguins, tmp_path):
     assert done.returncode == 2 and f"{bad}:1 is not an output manifest line" in done.stderr
     odd = tmp_path / "odd.jsonl"
     odd.write_text(json.dumps({"source": "{}", "species": 0, "species-metadata": {"class-name": "Penguin?"}}) + "\n")
-    done = _label(penguins, tmp_path / "odd", answers=odd)
-    assert done.returncode == 2 and "not classes of the model: ['Penguin?']" in done.stderr
+    from mlexp.errors import MlexpError
+    from mlexp.monitor.consolidate import consolidate
+
+    with pytest.raises(MlexpError, match=r"not classes of the model: \['Penguin\?'\]"):
+        consolidate(penguins.run, [str(odd)], tmp_path)
     done = _label(penguins, tmp_path / "none")
     assert done.returncode == 2 and "label.pool" in done.stderr
 

@@ -200,6 +200,10 @@ class _Predictor:
             return pd.to_numeric(outputs["prediction"], errors="coerce").to_numpy(float), None
         index = {str(c): i for i, c in enumerate(classes)}
         y_pred = outputs["prediction"].astype(str).map(index).to_numpy(dtype=float)
+        if np.isnan(y_pred).any():
+            odd = sorted(set(outputs["prediction"].astype(str)) - set(index))[:5]
+            raise MlexpError(f"the predictions hold labels that are not classes of the baseline's model: {odd} (classes "
+                             f"{classes}). Is the capture from another model? Point monitor.baseline at its train run.")
         columns = [f"proba_{c}" for c in classes]
         scores = outputs[columns].to_numpy(float) if all(c in outputs.columns for c in columns) else None
         return y_pred, scores

@@ -48,7 +48,7 @@ class ColumnProfile:
         self.missing += len(column) - n_present
         values = column[present]
         if self.as_string:
-            self._count_strings(values.astype(str))
+            self._count_strings(_as_text(values))
             return
         numbers = _as_numbers(values)
         finite = numbers[np.isfinite(numbers)]
@@ -178,6 +178,13 @@ def buckets_of(sample: np.ndarray, low: float, high: float, count: int) -> List[
     scale = count / max(len(sample), 1)
     return [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(round(hist[i] * scale))}
             for i in range(BUCKETS)]
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as strings; whole floats as integers, so a code column read with NaNs (1.0) matches one without (1)."""
+    if pd.api.types.is_float_dtype(values) and len(values) and bool((values % 1 == 0).all()):
+        return values.astype("int64").astype(str)
+    return values.astype(str)
 
 
 def _as_numbers(values: pd.Series) -> np.ndarray:
