@@ -14,6 +14,8 @@ __all__ = ["dispatch", "MODES"]
 MODES: Dict[str, Tuple[str, str]] = {
     "train": ("mlexp.experiment", "run_train"),
     "predict": ("mlexp.predict", "run_predict"),
+    "monitor": ("mlexp.monitor.run", "run_monitor"),
+    "label": ("mlexp.monitor.label", "run_label"),
 }
 
 

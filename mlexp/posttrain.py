@@ -30,6 +30,7 @@ STEPS: List[str] = [
     "mlexp.responsible.bias:BiasStep",  # Clarify's pre- and post-training bias metrics (docs/bias.md)
     "mlexp.responsible.explain:ExplainStep",  # permutation importance / SHAP per input column (docs/explain.md)
     "mlexp.neural.diagnostics:DiagnosticsStep",  # what the training rules found (docs/rules.md)
+    "mlexp.monitor.baseline:BaselineStep",  # baseline/ for mode=monitor: after bias and explain (reads their files)
 ]
 
 

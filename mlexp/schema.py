@@ -106,6 +106,15 @@ class ModeConf:
 
 
 @dataclass
+class CaptureConf:
+    """Data capture in SageMaker's JSON Lines format by mode=predict and mode=serve (read by the monitor)."""
+
+    enabled: bool = False
+    sampling_percentage: float = 100.0
+    folder: Optional[str] = None  # null: capture/ inside the run directory
+
+
+@dataclass
 class MlexpConfig:
     mode: ModeConf = MISSING
     data: DataConf = MISSING
@@ -143,7 +152,7 @@ class MlexpConfig:
     bias: Any = None
     explain: Any = None
     rules: Any = None
-    capture: Any = None
+    capture: CaptureConf = field(default_factory=CaptureConf)
     monitor: Any = None
     label: Any = None
     serve: Any = None
