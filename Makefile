@@ -11,7 +11,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,torch,datasets,mlflow,tensorboard]"
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,torch,datasets,mlflow,tensorboard,serve]"
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install mlexp with every extra (torch: CPU build)

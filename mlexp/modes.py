@@ -14,6 +14,8 @@ __all__ = ["dispatch", "MODES"]
 MODES: Dict[str, Tuple[str, str]] = {
     "train": ("mlexp.experiment", "run_train"),
     "predict": ("mlexp.predict", "run_predict"),
+    "serve": ("mlexp.serve.server", "run_serve"),
+    "recommend": ("mlexp.serve.recommend", "run_recommend"),
 }
 
 
