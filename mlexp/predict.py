@@ -35,7 +35,9 @@ def predict_frame(model, card: dict, frame: pd.DataFrame) -> pd.DataFrame:
     proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
     # One pass where the label is exactly the most probable class; otherwise predict() decides.
     predicted = proba.argmax(axis=1) if proba is not None and _predicts_argmax(model) else model.predict(X)
-    columns = {"prediction": np.asarray(classes, dtype=object)[np.asarray(predicted, dtype=int)]}
+    labels = np.asarray(classes)
+    labels = labels if labels.dtype.kind in "biuf" else np.asarray(classes, dtype=object)  # numbers stay numbers
+    columns = {"prediction": labels[np.asarray(predicted, dtype=int)]}
     if proba is not None:
         columns.update((f"proba_{label}", proba[:, i]) for i, label in enumerate(classes))
     return pd.DataFrame(columns, index=frame.index)

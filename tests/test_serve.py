@@ -348,3 +348,14 @@ def test_serve_config_is_checked_before_serving(runs, tmp_path):
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in folder.sha256.values())
     by_path = spec(models=[str(runs / "a")], variants=[{"name": "v2", "model": str(runs / "b"), "weight": 1}])
     assert by_path.models == {"a": str(runs / "a"), "v2": str(runs / "b")}
+
+
+def test_a_port_in_use_is_a_clear_error():
+    from mlexp.errors import MlexpError
+    from mlexp.serve.server import _check_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(MlexpError, match=r"cannot listen on 127.0.0.1:\d+ .*serve.port="):
+            _check_port("127.0.0.1", taken.getsockname()[1])

@@ -28,6 +28,9 @@ TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 TARGET_VARIANT = "X-Amzn-SageMaker-Target-Variant"
 INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
 INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
+# Bodies up to this size are parsed and predicted on the event loop (about a millisecond for a few
+# rows; measured faster than a thread hand-off under load), larger ones in a worker thread.
+_INLINE_BYTES = 64 * 1024
 _BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -93,8 +96,11 @@ def create_app(spec: EndpointSpec) -> Any:
             labels = (name, variant) if name in spec.models else labels  # no label per unknown name sent
             body = await _read_body(request, spec.max_body_bytes)
             loaded = await store.get(name)
-            content, media, rows = await anyio.to_thread.run_sync(
-                _predict, loaded, variant, body, request.headers, captures)
+            if len(body) <= _INLINE_BYTES:  # a few rows: a thread hand-off would cost more than it frees
+                content, media, rows = _predict(loaded, variant, body, request.headers, captures)
+            else:  # large bodies in a worker thread, so /ping and other requests are not held up
+                content, media, rows = await anyio.to_thread.run_sync(
+                    _predict, loaded, variant, body, request.headers, captures)
             status = 200
             metrics.rows.labels(name, variant).inc(rows)
             return Response(content, media_type=media, headers={INVOKED_VARIANT: variant, "X-Mlexp-Model": name})
@@ -147,7 +153,7 @@ async def _read_body(request: Any, limit: int) -> bytes:
 
 
 def _predict(loaded: LoadedModel, variant: str, body: bytes, headers: Any, captures: "_Captures") -> Tuple[bytes, str, int]:
-    """Parse, predict, capture, encode: runs in a worker thread so /ping stays responsive."""
+    """Parse, predict, capture, encode (on the event loop for small bodies, in a worker thread for large ones)."""
     from mlexp.predict import predict_frame
 
     frame = parse_body(body, headers.get("content-type"), loaded.card)
@@ -160,8 +166,11 @@ def _predict(loaded: LoadedModel, variant: str, body: bytes, headers: Any, captu
     writer = captures.writer(loaded.name, variant)
     if writer is not None:
         ids = _event_ids(headers.get(INFERENCE_ID), len(frame))
-        writer.write(frame, predictions, event_ids=ids)
-        extra["event_ids"] = ids
+        try:
+            writer.write(frame, predictions, event_ids=ids)
+            extra["event_ids"] = ids
+        except OSError as err:  # capture is best effort: a full disk must not fail the prediction
+            log.warning("capture failed (%s): this request's rows are not captured", err)
     content, media = encode_predictions(predictions, headers.get("accept"), extra)
     return content, media, len(predictions)
 

@@ -204,7 +204,7 @@ class _Writer:
         if self._parquet is None:
             self._schema = table.schema
             self._parquet = pq.ParquetWriter(self.path, self._schema)
-        self._parquet.write_table(table.cast(self._schema))
+        self._parquet.write_table(table if table.schema.equals(self._schema) else table.cast(self._schema))
 
     def close(self) -> None:
         if self._handle is not None:

@@ -30,10 +30,28 @@ def run_serve(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = spec_from_config(cfg.serve, cfg.get("capture"), cfg.get("seed"), run_dir)
+    _check_port(spec.host, spec.port)
     if spec.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serve.host=%s: the endpoint is reachable from other machines and has no authentication",
                     spec.host)
     serve(spec, spec.dump(run_dir / "endpoint.json"))
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error now rather than uvicorn's exit after startup when the address is taken."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as err:
+        from mlexp.errors import MlexpError
+
+        raise MlexpError(f"cannot listen on {host}:{port} ({err.strerror}): another process holds it, or the "
+                         "host is not this machine's. Set serve.port=<another port> (0 picks a free one).") from err
 
 
 def serve(spec: EndpointSpec, spec_path: Path) -> None:
