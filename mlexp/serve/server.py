@@ -7,12 +7,14 @@ load test starts its endpoints that way).
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from mlexp.errors import MlexpError
 from mlexp.serve.spec import EndpointSpec, spec_from_config
 
 __all__ = ["run_serve", "serve"]
@@ -39,8 +41,6 @@ def run_serve(cfg: DictConfig) -> None:
 
 def _check_port(host: str, port: int) -> None:
     """A clear error now rather than uvicorn's exit after startup when the address is taken."""
-    import socket
-
     if port == 0:
         return
     try:
@@ -48,8 +48,6 @@ def _check_port(host: str, port: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
     except OSError as err:
-        from mlexp.errors import MlexpError
-
         raise MlexpError(f"cannot listen on {host}:{port} ({err.strerror}): another process holds it, or the "
                          "host is not this machine's. Set serve.port=<another port> (0 picks a free one).") from err
 
@@ -74,10 +72,24 @@ def serve(spec: EndpointSpec, spec_path: Path) -> None:
           f"({spec.workers} worker{'s' if spec.workers > 1 else ''}); stop with Ctrl-C or SIGTERM", flush=True)
     stopped = []
     previous = {s: signal.signal(s, lambda sig, frame: stopped.append(sig)) for s in (signal.SIGINT, signal.SIGTERM)}
+    config = uvicorn.Config("mlexp.serve.app:create_app_from_env", factory=True, host=spec.host, port=spec.port,
+                            workers=spec.workers, timeout_graceful_shutdown=spec.graceful_timeout_s,
+                            access_log=spec.access_log, log_level="info", lifespan="on", server_header=False)
+    server = uvicorn.Server(config)
     try:
-        uvicorn.run("mlexp.serve.app:create_app_from_env", factory=True, host=spec.host, port=spec.port,
-                    workers=spec.workers, timeout_graceful_shutdown=spec.graceful_timeout_s,
-                    access_log=spec.access_log, log_level="info", lifespan="on", server_header=False)
+        if spec.workers > 1:  # what uvicorn.run does for workers, plus TCP_NODELAY on the shared listener
+            from uvicorn.supervisors import Multiprocess
+
+            listener = config.bind_socket()
+            # uvicorn binds it with proto 0, so asyncio leaves Nagle on for accepted connections and every
+            # keep-alive answer waits ~40 ms for a delayed ACK (uvicorn issue #3149); Linux copies the
+            # option from the listener to each accepted socket.
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            Multiprocess(config, sockets=[listener]).run()
+        else:
+            server.run()
+            if not server.started:
+                raise MlexpError("the endpoint did not start: see uvicorn's message above.")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
