@@ -6,10 +6,11 @@ mlexp, then predicts the big table both ways, one after the other, as fresh proc
 `mode.chunk_rows`, and `plain` (the same skops pipeline, pyarrow batches of the same size,
 predict_proba, a ParquetWriter). Peak RSS is each child's ru_maxrss.
 
-Usage: python bench/bench_batch.py [--rows 10000000] [--chunk-rows 100000] [--trees 50] [--format parquet|csv]
+Usage: python bench/bench_batch.py [--rows 10000000] [--chunk-rows 100000] [--trees 50] [--format parquet|csv] [--repeats 2]
 """
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--trees", type=int, default=50)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -89,23 +91,27 @@ def main() -> None:
         _table(source, args.rows, 1, False, args.format)
         made = time.perf_counter() - start
         size = source.stat().st_size / 2**20
-        mlexp = [sys.executable, "-m", "mlexp", "mode=predict", "mode.run_dir=train", f"mode.input={source}",
-                 "mode.output=out.parquet", f"mode.chunk_rows={args.chunk_rows}", "hydra.run.dir=pred"]
-        ours = _child(mlexp, work)
         plain_out = work / "plain.parquet"
-        theirs = _child([sys.executable, "-c", PLAIN, str(work / "train" / "model.skops"), str(source),
-                         str(plain_out), str(args.chunk_rows)], work)
+        runs = {"mlexp": [], "plain": []}
+        for repeat in range(args.repeats):  # interleaved, so drifting machine load hits both alike
+            runs["plain"].append(_child([sys.executable, "-c", PLAIN, str(work / "train" / "model.skops"),
+                                         str(source), str(plain_out), str(args.chunk_rows)], work))
+            runs["mlexp"].append(_child([sys.executable, "-m", "mlexp", "mode=predict", "mode.run_dir=train",
+                                         f"mode.input={source}", "mode.output=out.parquet", "mode.overwrite=true",
+                                         f"mode.chunk_rows={args.chunk_rows}", f"hydra.run.dir=pred{repeat}"], work))
+        ours, theirs = (tuple(statistics.median(v) for v in zip(*runs[k])) for k in ("mlexp", "plain"))
         import pyarrow.parquet as pq
 
-        rows_out = pq.ParquetFile(work / "pred" / "out.parquet").metadata.num_rows
+        rows_out = pq.ParquetFile(work / "pred0" / "out.parquet").metadata.num_rows
         assert rows_out == args.rows == pq.ParquetFile(plain_out).metadata.num_rows
-        same = pq.read_table(work / "pred" / "out.parquet", columns=["proba_1"]).column(0).to_numpy()[:100_000]
+        same = pq.read_table(work / "pred0" / "out.parquet", columns=["proba_1"]).column(0).to_numpy()[:100_000]
         plain = pq.read_table(plain_out, columns=["proba_1"]).column(0).to_numpy()[:100_000]
     import os
 
     print(f"{args.rows:,} rows x 20 columns ({args.format}, {size:.0f} MiB, generated in {made:.0f} s), "
           f"random forest {args.trees} trees, chunks of {args.chunk_rows:,} rows, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}")
+    print(f"medians of {args.repeats} interleaved runs each")
     print(f"{'':<6} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>13}")
     for name, (seconds, rss) in (("mlexp", ours), ("plain", theirs)):
         print(f"{name:<6} {seconds:>8.1f} {args.rows / seconds:>10,.0f} {rss:>13.0f}")
