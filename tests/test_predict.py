@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,9 @@ def test_chunked_csv_to_parquet_matches_whole_table_and_writes_capture_and_linea
 
 def test_parquet_to_csv_in_chunks(trained, tmp_path):
     root, rows = trained
-    run_cli(["mode=predict", f"mode.run_dir={root / 'train'}", f"mode.input={root / 'new.parquet'}",
-             "mode.chunk_rows=100", "hydra.run.dir=pred"], cwd=tmp_path)
+    done = run_cli(["mode=predict", f"mode.run_dir={root / 'train'}", f"mode.input={root / 'new.parquet'}",
+                    "mode.chunk_rows=100", "hydra.run.dir=pred"], cwd=tmp_path, env={"MLEXP_PROGRESS": "1"})
+    assert re.search(r"predict: +\d+%\|.*\| [\d.]+/333 ", done.stderr), done.stderr[-500:]  # the progress bar
     out = pd.read_csv(tmp_path / "pred" / "predictions.csv")
     expected = _expected(root, rows).reset_index(drop=True)
     assert list(out["prediction"]) == list(expected["prediction"])

@@ -54,11 +54,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three train runs on penguins: logistic regression, a small forest, a tree (same features)."""
+    """Three train runs on penguins: logistic regression, a small forest, a tree (same features); a regression."""
     root = tmp_path_factory.mktemp("runs")
     for name, overrides in {"a": ["model=logreg"], "b": ["model=random_forest", "model.n_estimators=10"],
                             "c": ["model=decision_tree"]}.items():
         run_inprocess(["data=penguins", *overrides, "report=false"], root / name)
+    run_inprocess(["data=diabetes", "model=linear", "splitter=kfold", "report=false"], root / "regression" / "d")
     return root
 
 
@@ -70,7 +71,7 @@ def rows():
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("serve")
-    server = Server([f"serve.models={{a: {runs / 'a'}, b: {runs / 'b'}, c: {runs / 'c'}}}", "serve.max_loaded=2",
+    server = Server([f"serve.models={runs}", "serve.max_loaded=2",  # a folder of runs, named by their paths
                      "serve.variants=[{name: blue, model: a, weight: 0.7}, {name: green, model: b, weight: 0.3}]",
                      "serve.max_body_bytes=100000", "capture.enabled=true", f"capture.folder={cwd / 'capture'}",
                      "hydra.run.dir=endpoint"], cwd)
@@ -92,11 +93,12 @@ def test_ping_models_and_metrics_routes(server):
     ping = server.client.get("/ping")
     assert ping.status_code == 200 and ping.json()["status"] == "healthy"
     listed = server.client.get("/models").json()
-    assert [m["name"] for m in listed["models"]] == ["a", "b", "c"] and listed["max_loaded"] == 2
+    assert [m["name"] for m in listed["models"]] == ["a", "b", "c", "regression/d"] and listed["max_loaded"] == 2
     assert {v["name"]: v["weight"] for v in listed["variants"]} == {"blue": 0.7, "green": 0.3}
     metrics = server.client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE mlexp_model_latency_seconds histogram" in metrics.text
+    assert "# TYPE mlexp_invocations_total counter" in metrics.text and "mlexp_requests_in_flight" in metrics.text
     assert server.client.get("/nope").status_code == 404
     assert server.client.get("/invocations").status_code == 405
 
@@ -128,6 +130,14 @@ def test_invocations_answer_labels_and_probabilities_of_the_saved_model(server, 
         answer = server.client.post("/models/a/invocations", content=body, headers={"content-type": "text/csv"})
         assert answer.status_code == 200, answer.text
         assert [p["prediction"] for p in answer.json()["predictions"]] == list(expected["prediction"])
+    regression = server.client.post("/models/regression/d/invocations", content="age,sex,bmi,bp,s1,s2,s3,s4,s5,s6\n"
+                                    "59,2,32.1,101,157,93.2,38,4,4.8598,87\n",  # diabetes row 0
+                                    headers={"content-type": "text/csv"})
+    assert regression.status_code == 200, regression.text
+    assert list(regression.json()["predictions"][0]) == ["prediction"]
+    reg_model, reg_card = load_model(runs / "regression" / "d")
+    row = pd.DataFrame([[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]], columns=reg_card["features"])
+    assert regression.json()["predictions"][0]["prediction"] == predict_frame(reg_model, reg_card, row)["prediction"][0]
     as_csv = server.client.post("/models/a/invocations", json=records, headers={"accept": "text/csv"})
     assert as_csv.headers["content-type"].startswith("text/csv")
     assert as_csv.text.splitlines()[0] == "prediction,proba_Adelie,proba_Chinstrap,proba_Gentoo"
@@ -344,7 +354,8 @@ def test_serve_config_is_checked_before_serving(runs, tmp_path):
     with pytest.raises(MlexpError, match="holds no train run"):
         spec(models=[str(tmp_path)])
     folder = spec(models=[str(runs)])  # a folder of runs: each named by its path inside it
-    assert folder.models == {"a": str(runs / "a"), "b": str(runs / "b"), "c": str(runs / "c")}
+    assert folder.models == {"a": str(runs / "a"), "b": str(runs / "b"), "c": str(runs / "c"),
+                             "regression/d": str(runs / "regression" / "d")}
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in folder.sha256.values())
     by_path = spec(models=[str(runs / "a")], variants=[{"name": "v2", "model": str(runs / "b"), "weight": 1}])
     assert by_path.models == {"a": str(runs / "a"), "v2": str(runs / "b")}
