@@ -98,3 +98,25 @@ def test_recommend_says_which_constraint_no_profile_meets(run_dir):
 def test_recommend_needs_a_run(tmp_path):
     done = run_cli(["mode=recommend"], cwd=tmp_path, check=False)
     assert done.returncode == 2 and "mode=recommend needs recommend.run=" in done.stderr
+
+
+def test_request_bodies_are_real_rows_of_the_run_data_or_of_recommend_input(run_dir):
+    import pandas as pd
+    from palmerpenguins import load_penguins
+
+    from conftest import compose
+    from mlexp.errors import MlexpError
+    from mlexp.serve.recommend import _bodies, _check
+
+    cfg = compose(["mode=recommend", "recommend.sample_rows=50", "recommend.rows_per_request=5"])
+    bodies = [json.loads(b) for b in _bodies(cfg, run_dir / "train")]
+    assert len(bodies) == 10 and all(len(b) == 5 for b in bodies)  # 50 sampled rows, 5 per request
+    penguins = load_penguins().dropna()
+    sent = pd.DataFrame([row for body in bodies for row in body])
+    assert list(sent.columns) == json.loads((run_dir / "train" / "model.json").read_text())["features"]
+    assert sent.merge(penguins, on=list(sent.columns)).shape[0] == 50  # every row is a real penguin
+    penguins.head(7).to_csv(run_dir / "rows.csv", index=False)
+    cfg = compose(["mode=recommend", f"recommend.input={run_dir / 'rows.csv'}"])
+    assert len(_bodies(cfg, run_dir / "train")) == 7
+    with pytest.raises(MlexpError, match="must include 1"):
+        _check(compose(["mode=recommend", "recommend.workers=[2,4]"]).recommend, [2, 4], [])
