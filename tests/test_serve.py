@@ -357,6 +357,9 @@ def test_serve_config_is_checked_before_serving(runs, tmp_path):
     assert folder.models == {"a": str(runs / "a"), "b": str(runs / "b"), "c": str(runs / "c"),
                              "regression/d": str(runs / "regression" / "d")}
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in folder.sha256.values())
+    assert spec(models={"churn": str(runs / "a")}).models == {"churn": str(runs / "a")}  # named by a mapping
+    with pytest.raises(MlexpError, match="serve.models.churn=.* is not a train run's directory"):
+        spec(models={"churn": str(runs)})
     by_path = spec(models=[str(runs / "a")], variants=[{"name": "v2", "model": str(runs / "b"), "weight": 1}])
     assert by_path.models == {"a": str(runs / "a"), "v2": str(runs / "b")}
 
