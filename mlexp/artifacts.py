@@ -3,17 +3,18 @@
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from mlexp.errors import MlexpError
 from mlexp.neural import TORCH_SPEC_FILE, holds_torch_estimator, is_torch_estimator  # lazy: no torch import
 
-__all__ = ["save_model", "load_model", "skops_io", "MODEL_FILE", "CARD_FILE"]
+__all__ = ["save_model", "load_model", "check_model_file", "skops_io", "MODEL_FILE", "CARD_FILE"]
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model.json"
-# Types a model file may hold: those from these packages load without a prompt.
-TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "mlexp.", "numpy.", "scipy.", "builtins.", "collections.", "functools.")
+# Types a model file may hold: those from these packages load without a prompt. Not builtins or
+# functools: a tampered file could make a FunctionTransformer call builtins.exec on the input.
+TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "mlexp.", "numpy.", "scipy.")
 # scikit-learn's array-API shims for other array libraries. Importing skops.io lists every
 # scikit-learn estimator by walking all of scikit-learn's packages, and that walk imports these
 # shims, which import the library itself (torch: about 1.5 s). No estimator lives there.
@@ -41,18 +42,33 @@ def save_model(model: Any, directory: Path, card: Dict[str, Any]) -> Path:
     return path
 
 
-def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
-    """Load a run's model, trusting only types from known libraries (skops refuses the rest)."""
+def check_model_file(directory: Path) -> List[str]:
+    """The types beyond skops' defaults that a run's model file holds, all from trusted packages;
+    MlexpError for a missing or unreadable file or any other type (checked without loading it)."""
+    import zipfile
+
     sio = skops_io()
 
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
         raise MlexpError(f"no {MODEL_FILE} in {directory}: point mode.run_dir at a train run's directory.")
-    untrusted = sio.get_untrusted_types(file=path)
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as err:
+        raise MlexpError(f"{path} is not a readable skops model file ({type(err).__name__}: {err}): "
+                         "it was damaged or replaced; train the run again.") from err
     refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if refused:
         raise MlexpError(f"{path} holds types mlexp does not trust: {', '.join(refused)}. Load it with skops by hand.")
-    model = sio.load(path, trusted=untrusted)
+    return untrusted
+
+
+def load_model(directory: Path) -> Tuple[Any, Dict[str, Any]]:
+    """Load a run's model, trusting only types from known libraries (skops refuses the rest)."""
+    sio = skops_io()
+
+    path = Path(directory) / MODEL_FILE
+    model = sio.load(path, trusted=check_model_file(directory))
     if (Path(directory) / TORCH_SPEC_FILE).is_file():
         from mlexp.neural import load_torch_model
 

@@ -16,6 +16,8 @@ MODES: Dict[str, Tuple[str, str]] = {
     "predict": ("mlexp.predict", "run_predict"),
     "monitor": ("mlexp.monitor.run", "run_monitor"),
     "label": ("mlexp.monitor.label", "run_label"),
+    "serve": ("mlexp.serve.server", "run_serve"),
+    "recommend": ("mlexp.serve.recommend", "run_recommend"),
 }
 
 

@@ -1,15 +1,20 @@
-"""Predict mode: apply a train run's saved model to a new table."""
+"""Predict mode: apply a train run's saved model to a new table, chunk by chunk, and record the run's lineage."""
 
+import hashlib
+import json
 import logging
+import os
+import time
 from pathlib import Path
+from typing import Any, Dict, Optional
 
+import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from mlexp.artifacts import load_model
 from mlexp.errors import MlexpError
 
-__all__ = ["predict", "predict_frame", "run_predict"]
+__all__ = ["predict", "predict_frame", "run_predict", "capture_writer"]
 
 log = logging.getLogger("mlexp")
 
@@ -23,35 +28,90 @@ def predict_frame(model, card: dict, frame: pd.DataFrame) -> pd.DataFrame:
             f"the input lacks feature columns the model was trained on: {', '.join(missing)}. "
             f"Columns found: {', '.join(map(str, frame.columns))}."
         )
-    X = frame[features]
-    predicted = model.predict(X)
-    out = pd.DataFrame(index=frame.index)
+    X = frame[features] if list(frame.columns) != features else frame
     classes = card.get("classes")
-    if card.get("task") == "classification" and classes:
-        out["prediction"] = [classes[int(i)] for i in predicted]
-        if hasattr(model, "predict_proba"):
-            for i, p in enumerate(model.predict_proba(X).T):
-                out[f"proba_{classes[i]}"] = p
-    else:
-        out["prediction"] = predicted
-    return out
+    if card.get("task") != "classification" or not classes:
+        return pd.DataFrame({"prediction": model.predict(X)}, index=frame.index)
+    proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+    # One pass where the label is exactly the most probable class; otherwise predict() decides.
+    predicted = proba.argmax(axis=1) if proba is not None and _predicts_argmax(model) else model.predict(X)
+    labels = np.asarray(classes)
+    labels = labels if labels.dtype.kind in "biuf" else np.asarray(classes, dtype=object)  # numbers stay numbers
+    columns = {"prediction": labels[np.asarray(predicted, dtype=int)]}
+    if proba is not None:
+        columns.update((f"proba_{label}", proba[:, i]) for i, label in enumerate(classes))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+# Classifiers whose predict() is the argmax of predict_proba() (forests, trees, bagging and skorch nets
+# compute it exactly so; logistic regression's probabilities are a monotonic map of the scores it
+# predicts from). Not SVC (a separate Platt fit) nor boosting (ties at a raw score of 0 go to class 1).
+_ARGMAX_CLASSIFIERS = (
+    "LogisticRegression", "RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
+    "BaggingClassifier", "NeuralNetClassifier", "TorchClassifier",
+)
+
+
+def _predicts_argmax(model) -> bool:
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    return type(final).__name__ in _ARGMAX_CLASSIFIERS and type(final).__module__.startswith(("sklearn.", "skorch", "mlexp."))
 
 
 def predict(cfg: DictConfig) -> Path:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import to_absolute_path
+    """Predict ``mode.input`` with the model of ``mode.run_dir`` into ``mode.output``; writes lineage.json."""
+    from mlexp import lineage as lin
+    from mlexp.artifacts import MODEL_FILE, load_model
+    from mlexp.experiment import _hydra_overrides, _write_json
+    from mlexp.serve.batch import table_format, transform
 
-    from mlexp.data.loaders import read_table
-
-    model, card = load_model(Path(to_absolute_path(cfg.mode.run_dir)))
-    frame = read_table(cfg.mode.input)
-    out = predict_frame(model, card, frame)
-    output = Path(cfg.mode.output)
-    if not output.is_absolute():
-        output = Path(HydraConfig.get().runtime.output_dir) / output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(output, index=False)
-    log.info("wrote %d predictions to %s", len(out), output)
+    run_dir = _hydra_run_dir()
+    if any((run_dir / name).exists() for name in (MODEL_FILE, "metrics.json")):
+        raise MlexpError(f"{run_dir} holds a train run: a predict run writes its own lineage.json and must not "
+                         "share it. Leave hydra.run.dir at its default or name a new directory.")
+    model_dir = _required_path(cfg.mode, "run_dir", "a train run's directory (it holds model.skops)")
+    source = _required_path(cfg.mode, "input", "the CSV or Parquet file to predict")
+    if not source.is_file():
+        raise MlexpError(f"mode.input={source} does not exist: point it at a CSV or Parquet file to predict.")
+    output = _output_path(cfg, run_dir, source)
+    table_format(source, "mode.input")
+    lineage: Dict[str, Any] = {
+        "mode": "predict",
+        "status": "running",
+        "started": lin.now_iso(),
+        "git": lin.git_state(Path(os.getcwd())),
+        "config_hash": lin.config_hash(OmegaConf.to_container(cfg, resolve=True)),
+        "overrides": _hydra_overrides(),
+        "model": _model_lineage(model_dir, MODEL_FILE),
+        "input": {"path": str(source)},
+        "output": {"path": str(output)},
+        "packages": lin.package_versions(),
+    }
+    _write_json(run_dir / "lineage.json", lineage)
+    t0 = time.perf_counter()
+    capture = None
+    try:
+        model, card = load_model(model_dir)
+        capture = capture_writer(cfg, run_dir, endpoint=model_dir.name)
+        result = transform(model, card, source, output, int(cfg.mode.chunk_rows), capture)
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        lineage.update(status=status, finished=lin.now_iso(), error=f"{type(err).__name__}: {err}")
+        _write_json(run_dir / "lineage.json", lineage)
+        raise
+    finally:
+        if capture is not None:
+            capture.close()
+    seconds = time.perf_counter() - t0
+    lineage["input"].update(sha256=result.input_sha256, bytes=result.input_bytes)
+    lineage["output"].update(format=table_format(output, "mode.output"), columns=result.columns)
+    lineage.update(
+        status="completed", finished=lin.now_iso(), seconds=round(seconds, 3),
+        rows={"read": result.rows_read, "predicted": result.rows_predicted, "chunks": result.chunks},
+        **({"capture": {"folder": str(capture.folder), "rows": result.captured}} if capture is not None else {}),
+    )
+    _write_json(run_dir / "lineage.json", lineage)
+    log.info("wrote %d predictions to %s (%.0f rows/s)", result.rows_predicted, output,
+             result.rows_predicted / max(seconds, 1e-9))
     print(f"predictions: {output}")
     return output
 
@@ -59,3 +119,68 @@ def predict(cfg: DictConfig) -> Path:
 def run_predict(cfg: DictConfig) -> None:
     """`mode=predict`: write the predictions file; no objective."""
     predict(cfg)
+
+
+def capture_writer(cfg: DictConfig, run_dir: Path, endpoint: str, variant: Optional[str] = None) -> Any:
+    """A CaptureWriter when ``capture.enabled`` (folder: ``capture.folder``, default ``<run dir>/capture``), else None."""
+    node = cfg.get("capture")
+    if not node or not node.get("enabled"):
+        return None
+    from hydra.utils import to_absolute_path
+
+    from mlexp.monitor.capture import DEFAULT_VARIANT, CaptureWriter
+
+    folder = Path(to_absolute_path(node.folder)) if node.get("folder") else run_dir / "capture"
+    return CaptureWriter(folder, endpoint=endpoint, variant=variant or DEFAULT_VARIANT,
+                         sampling_percentage=node.get("sampling_percentage", 100.0), seed=cfg.get("seed"))
+
+
+def _required_path(mode: DictConfig, key: str, what: str) -> Path:
+    from hydra.utils import to_absolute_path
+
+    value = mode.get(key) if not OmegaConf.is_missing(mode, key) else None
+    if value in (None, ""):
+        raise MlexpError(f"mode=predict needs mode.{key}=<{what}>, e.g. mlexp mode=predict "
+                         "mode.run_dir=outputs/2026-01-01/12-00-00 mode.input=new.csv")
+    return Path(to_absolute_path(str(value)))
+
+
+def _output_path(cfg: DictConfig, run_dir: Path, source: Path) -> Path:
+    """The output path; an existing file is refused unless mode.overwrite=true, and never the input."""
+    output = Path(cfg.mode.output or "predictions.csv")
+    if not output.is_absolute():
+        output = run_dir / output
+    if output.resolve() == source.resolve():
+        raise MlexpError(f"mode.output={output} is the input file: name another output file.")
+    if output.is_dir():
+        raise MlexpError(f"mode.output={output} is a directory: name a .csv or .parquet file.")
+    if output.exists() and not cfg.mode.get("overwrite", False):
+        raise MlexpError(f"mode.output={output} already exists: name a new file, or set mode.overwrite=true "
+                         "to replace it.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def _model_lineage(model_dir: Path, model_file: str) -> Dict[str, Any]:
+    """Which model predicted: its run directory, the file's sha256, and the train run's config hash and data."""
+    record: Dict[str, Any] = {"run_dir": str(model_dir)}
+    path = model_dir / model_file
+    if path.is_file():
+        record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    train = model_dir / "lineage.json"
+    if train.is_file():
+        try:
+            trained = json.loads(train.read_text())
+            record.update(train_config_hash=trained.get("config_hash"), train_git=trained.get("git"),
+                          train_data=trained.get("data", {}).get("sha256"))
+        except ValueError:
+            record["train_lineage"] = "unreadable"
+    return record
+
+
+def _hydra_run_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir

@@ -6,6 +6,8 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from mlexp.serve.config import RecommendConf, ServeConf
+
 
 @dataclass
 class RolesConf:
@@ -103,6 +105,18 @@ class ModeConf:
     run_dir: Optional[str] = None
     input: Optional[str] = None
     output: Optional[str] = None
+    # mode=predict: rows per chunk read, predicted and written (bounded memory); replace an existing output.
+    chunk_rows: int = 100_000
+    overwrite: bool = False
+
+
+@dataclass
+class CaptureConf:
+    """Data capture in SageMaker's JSON Lines format by mode=predict and mode=serve (read by the monitor)."""
+
+    enabled: bool = False
+    sampling_percentage: float = 100.0
+    folder: Optional[str] = None  # null: capture/ inside the run directory
 
 
 @dataclass
@@ -155,8 +169,8 @@ class MlexpConfig:
     capture: CaptureConf = field(default_factory=CaptureConf)
     monitor: Any = None
     label: Any = None
-    serve: Any = None
-    recommend: Any = None
+    serve: Optional[ServeConf] = None  # filled in by mode=serve
+    recommend: Optional[RecommendConf] = None  # filled in by mode=recommend
     compress: Any = None
     continual: Any = None
     incremental: Any = None

@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO, compose, read_metrics, run_inprocess
 
 CONF = REPO / "conf"
-# Groups exercised elsewhere: `mode` (train is every run; predict in test_cli), `tuner` (multirun only).
+# Groups exercised elsewhere: `mode` (train is every run; predict in test_cli and test_predict, serve in
+# test_serve, recommend in test_recommend: they need a train run first), `tuner` (multirun only).
 SKIPPED_GROUPS = {"mode", "tuner", "hydra"}
 SLOW_GROUPS = {"experiment"}  # presets run full-size data
 # Extra overrides an option needs to make sense (regression data needs a regression splitter, ...).
