@@ -14,6 +14,8 @@ __all__ = ["dispatch", "MODES"]
 MODES: Dict[str, Tuple[str, str]] = {
     "train": ("mlexp.experiment", "run_train"),
     "predict": ("mlexp.predict", "run_predict"),
+    "compress": ("mlexp.neural.compress.mode", "run_compress"),
+    "incremental": ("mlexp.neural.continual.mode", "run_incremental"),
 }
 
 

@@ -23,7 +23,9 @@ log = logging.getLogger("mlexp")
 
 # In the order they run: a later step may read the files of an earlier one (the monitoring
 # baseline keeps the attribution ranking of explain.json and the bias values of bias.json).
-STEPS: List[str] = []
+STEPS: List[str] = [
+    "mlexp.neural.compress.step:CompressStep",
+]
 
 
 @dataclass
