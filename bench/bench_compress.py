@@ -4,7 +4,7 @@
 
 1. A train run of model=mlp hidden_sizes=[256,256] on a GSS sample, then `mode=compress` with
    quantize (dynamic, static), prune (0.9, fine-tuned) and prune_structured (0.5): the weights
-   file, the forward pass per row and per batch of 1,000, the test ROC AUC (from compress.json).
+   file, the forward pass per row and per batch (the test rows, 1,000 at most), the test ROC AUC.
 2. Side by side: plain torch (`torch.ao.quantization.quantize_dynamic` on the same fp32 module,
    `torch.save` of its state dict), timed the same way: what mlexp adds to the quantized model is
    nothing at inference (the ratio should be about 1).
@@ -81,7 +81,7 @@ def main() -> None:
             run(compose(overrides), run_dir=source)
         (source / ".hydra").mkdir()
         OmegaConf.save(compose(overrides), source / ".hydra" / "config.yaml")
-        print(f"{'method':<22} {'weights file':>14} {'size ratio':>10} {'fwd ms/row':>11} {'fwd ms/1000':>12} "
+        print(f"{'method':<22} {'weights file':>14} {'size ratio':>10} {'fwd ms/row':>11} {'fwd ms/batch':>12} "
               f"{'roc_auc':>8} {'delta':>8}")
         before = None
         for name, extra in METHODS.items():
@@ -99,6 +99,7 @@ def main() -> None:
             print(f"{name:<22} {after['model_bytes']:>14,} {content['change']['size_ratio']:>10.2f} "
                   f"{after['latency_ms']['forward_row']:>11.4f} {after['latency_ms']['forward_batch']:>12.4f} "
                   f"{after['metrics']['roc_auc']:>8.4f} {content['change']['metrics']['roc_auc']:>+8.4f}")
+        print(f"(batch: the {before['latency_ms']['batch_rows']} test rows, or 1,000 at most; one torch thread)")
         plain_side_by_side(source, work / "quantize_dynamic", args.repeats)
 
 

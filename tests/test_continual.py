@@ -195,3 +195,23 @@ def test_warm_start_errors(tmp_path):
         _incremental(["mode=incremental", "continual=si", f"incremental.from={tmp_path / 'mlp'}"], tmp_path / "b")
     with pytest.raises(MlexpError, match="classification model, but data 'diabetes'"):
         _incremental(["mode=incremental", "data=diabetes", f"incremental.from={tmp_path / 'mlp'}"], tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_incremental_through_the_entrypoint_then_predict(tmp_path):
+    from conftest import run_cli
+    from sklearn.datasets import load_digits
+
+    run_cli([*SPLIT, "continual=gem", "continual.epochs=3", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    result = json.loads((tmp_path / "run" / "continual.json").read_text())
+    assert result["strategy"]["rows_after_each_experience"] == [100, 200] and result["strategy"]["projected_steps"] > 0
+    assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
+    load_digits(as_frame=True).frame.drop(columns=["target"]).head(20).to_csv(tmp_path / "new.csv", index=False)
+    run_cli(["mode=predict", f"mode.run_dir={tmp_path / 'run'}", f"mode.input={tmp_path / 'new.csv'}",
+             f"hydra.run.dir={tmp_path / 'predict'}"], cwd=tmp_path)
+    assert len(pd.read_csv(tmp_path / "predict" / "predictions.csv")) == 20
+    # the run can be warm-started: its .hydra/config.yaml brings its own rows back as task 0
+    run_cli(["mode=incremental", "model=mlp", "data=digits", "continual=replay", "continual.epochs=1",
+             f"incremental.from={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'again'}"], cwd=tmp_path)
+    again = json.loads((tmp_path / "again" / "continual.json").read_text())
+    assert [t["name"] for t in again["tasks"]] == ["saved run", "all rows"]

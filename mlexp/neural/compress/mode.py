@@ -22,6 +22,7 @@ def run_compress(cfg: DictConfig, run_dir: Optional[Path] = None) -> float:
     from threadpoolctl import threadpool_limits
 
     from mlexp.instance import resolve_resources
+    from mlexp.lineage import data_fingerprint
     from mlexp.neural.compress.apply import COMPRESS_JSON, Source, compress
     from mlexp.neural.compress.report import summary_lines
     from mlexp.neural.compress.settings import check_settings
@@ -38,7 +39,12 @@ def run_compress(cfg: DictConfig, run_dir: Optional[Path] = None) -> float:
     resources = resolve_resources(cfg.instance)
     with recorded_run(cfg, run_dir) as record, threadpool_limits(limits=resources.n_jobs):
         saved = load_run(settings["from"], "compress.from")
+        if getattr(saved.estimator, "compression_", None):
+            raise MlexpError(f"compress.from={settings['from']} holds an already compressed model "
+                             f"({saved.estimator.compression_}); compress the run it came from.")
         dataset, dev, test = load_run_data(saved, "compress.from")
+        record.lineage["data"] = {"name": dataset.name, "task": dataset.task,
+                                  **data_fingerprint(dataset.features, dataset.target)}
         record.lineage["source"] = {"run_dir": str(saved.directory), "data": saved.lineage.get("data"),
                                     "config_hash": saved.lineage.get("config_hash")}
         card = dict(saved.card)

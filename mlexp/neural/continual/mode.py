@@ -37,6 +37,7 @@ def _run(cfg: DictConfig, record: Any, n_jobs: int) -> float:
 
     from mlexp.artifacts import save_model
     from mlexp.data import load_dataset
+    from mlexp.lineage import data_fingerprint
     from mlexp.neural._build import optimizer_settings
     from mlexp.neural.continual.loop import Trainer
     from mlexp.neural.continual.metrics import transfer_metrics
@@ -53,6 +54,9 @@ def _run(cfg: DictConfig, record: Any, n_jobs: int) -> float:
         raise MlexpError(f"continual.epochs={epochs!r}: use a positive number of passes over each task's rows.")
     source = (cfg.get("incremental") or {}).get("from")
     dataset = load_dataset(cfg.data, task=cfg.task)
+    record.lineage["data"] = {"name": dataset.name, "task": dataset.task,
+                              **data_fingerprint(dataset.features, dataset.target)}
+    record.lineage["source"] = str(source) if source is not None else None
     task, metric = dataset.task, _metric(settings.get("metric", "auto"), dataset.task)
     dev, test = split_rows(dataset, cfg.test_size, cfg.seed)
     spec = settings.get("tasks")

@@ -46,6 +46,8 @@ def load_run(directory: Any, key: str) -> SavedRun:
                          "with save_model=true.")
     model, card = load_model(path)
     config = path / ".hydra" / "config.yaml"
+    if not config.is_file() and (path.parent / ".hydra" / "config.yaml").is_file() and path.name == "compressed":
+        config = path.parent / ".hydra" / "config.yaml"  # a train run's compressed/ model: that run's config
     cfg = OmegaConf.load(config) if config.is_file() else None
     lineage_file = path / "lineage.json"
     lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
