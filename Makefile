@@ -31,6 +31,8 @@ bench: install ## run the benchmarks in bench/ and print the ratios (about 20 mi
 	$(PY) bench/bench_torch_epoch.py --epochs 3 --rounds 2 --batch-size 32 --threads 1
 	$(PY) bench/bench_text.py --repeats 3
 	$(PY) bench/bench_tuner.py --trials 20
+	$(PY) bench/bench_compress.py
+	$(PY) bench/bench_continual.py
 
 clean: ## remove outputs, sweeps and caches (keeps .venv)
 	rm -rf outputs/2* multirun .pytest_cache build dist *.egg-info
