@@ -11,7 +11,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,torch,datasets,mlflow,tensorboard,launchers,postgres]"
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,torch,datasets,mlflow,tensorboard,launchers,postgres,explain,label,serve]"
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install mlexp with every extra (torch: CPU build)
@@ -32,6 +32,8 @@ bench: install ## run the benchmarks in bench/ and print the ratios (about 20 mi
 	$(PY) bench/bench_text.py --repeats 3
 	$(PY) bench/bench_tuner.py --trials 20
 	$(PY) bench/bench_responsible.py --repeats 3
+	$(PY) bench/bench_compress.py
+	$(PY) bench/bench_continual.py
 
 clean: ## remove outputs, sweeps and caches (keeps .venv)
 	rm -rf outputs/2* multirun .pytest_cache build dist *.egg-info

@@ -18,6 +18,8 @@ MODES: Dict[str, Tuple[str, str]] = {
     "label": ("mlexp.monitor.label", "run_label"),
     "serve": ("mlexp.serve.server", "run_serve"),
     "recommend": ("mlexp.serve.recommend", "run_recommend"),
+    "compress": ("mlexp.neural.compress.mode", "run_compress"),
+    "incremental": ("mlexp.neural.continual.mode", "run_incremental"),
 }
 
 

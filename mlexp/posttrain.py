@@ -31,6 +31,7 @@ STEPS: List[str] = [
     "mlexp.responsible.explain:ExplainStep",  # permutation importance / SHAP per input column (docs/explain.md)
     "mlexp.neural.diagnostics:DiagnosticsStep",  # what the training rules found (docs/rules.md)
     "mlexp.monitor.baseline:BaselineStep",  # baseline/ for mode=monitor: after bias and explain (reads their files)
+    "mlexp.neural.compress.step:CompressStep",  # compress=prune|quantize|distill after training (docs/compress.md)
 ]
 
 

@@ -49,3 +49,14 @@ def read_metrics(run_dir: Path) -> dict:
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run mlexp from (its outputs/ land here)."""
     return tmp_path
+
+
+def run_saved(overrides: List[str], run_dir: Path):
+    """run_inprocess, then write the composed config to ``run_dir/.hydra/config.yaml`` as the CLI does
+    (mode=compress and mode=incremental reload a saved run's data from it)."""
+    from omegaconf import OmegaConf
+
+    result = run_inprocess(overrides, run_dir)
+    (Path(run_dir) / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(compose(overrides), Path(run_dir) / ".hydra" / "config.yaml")
+    return result

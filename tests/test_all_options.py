@@ -40,13 +40,23 @@ NEEDS = {
     ("target_transform", "yeo_johnson"): ["data=diabetes"],
     ("bias", "auto"): ["data=penguins", "data.roles.facet=island", "bias.label_values=[Adelie]"],
     ("bias", "clarify"): ["data=penguins", "bias.facet=sex", "bias.label_values=[Gentoo]", "bias.group=island"],
+    ("compress", "distill"): ["compress.student.max_epochs=5"],
+    ("compress", "prune"): ["compress.fine_tune_epochs=1"],
+    ("compress", "prune_structured"): ["compress.fine_tune_epochs=1"],
 }
-GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"], "rules": ["model=mlp", "model.max_epochs=3"]}
+GROUP_NEEDS = {"optimizer": ["model=mlp", "model.max_epochs=3"], "rules": ["model=mlp", "model.max_epochs=3"],
+               "compress": ["model=mlp", "model.max_epochs=5", "splitter.n_splits=3"]}
 LIST_GROUPS = {"features", "rules"}  # groups whose option is chosen as a list: features=[log]
+# Groups a mode other than train runs: (mode, overrides). Their options run through that mode below.
+MODE_GROUPS = {"continual": ("incremental", ["model=mlp", "data=digits", "continual.epochs=2",
+                                             "continual.tasks.column=target",
+                                             "continual.tasks.values=[[0,1,2,3,4],[5,6,7,8,9]]"])}
 
 
-def _options():
+def _options(groups=None):
     for group_dir in sorted(p for p in CONF.iterdir() if p.is_dir() and p.name not in SKIPPED_GROUPS):
+        if (groups is None and group_dir.name in MODE_GROUPS) or (groups is not None and group_dir.name not in groups):
+            continue
         for option in sorted(f.stem for f in group_dir.glob("*.yaml")):
             yield group_dir.name, option
 
@@ -91,3 +101,19 @@ def test_option_composes_and_runs(group, option, tmp_path: Path):
         assert roc_auc > 0.6, f"{group}={option} barely beats chance: {roc_auc}"
     else:
         assert metrics["cv"]["r2"]["mean"] > 0.1, f"{group}={option} explains nothing: {metrics['cv']['r2']}"
+
+
+@pytest.mark.parametrize("group,option", [pytest.param(g, o, id=f"{g}-{o}") for g, o in _options(MODE_GROUPS)])
+def test_mode_option_composes_and_runs(group, option, tmp_path: Path):
+    """Options of the groups another mode reads (continual: mode=incremental) run through that mode."""
+    import importlib
+
+    from mlexp.modes import MODES
+
+    mode, needs = MODE_GROUPS[group]
+    module, function = MODES[mode]
+    objective = getattr(importlib.import_module(module), function)(
+        compose([f"mode={mode}", _choose(group, option), *needs]), run_dir=tmp_path)
+    metrics = read_metrics(tmp_path)
+    assert math.isfinite(objective) and metrics["objective"] == objective
+    assert objective > 0.3, f"{group}={option}: {objective}"  # chance is 0.1 on ten digits

@@ -38,7 +38,14 @@ def save_torch_model(net: Any, directory: Path) -> Dict[str, Any]:
         spec["classes"] = [c.item() if hasattr(c, "item") else c for c in net.classes_]  # labels as fitted
     else:
         spec["y_mean"], spec["y_scale"] = net.y_mean_, net.y_scale_
-    state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
+    compression = getattr(net, "compression_", None)
+    if compression:  # pruned or quantized by mlexp.neural.compress: its storage writes the state (docs/compress.md)
+        from mlexp.neural.compress.storage import state_for_file
+
+        spec["compression"] = compression
+        state = state_for_file(net.module_, compression)
+    else:
+        state = {k: v.detach().cpu() for k, v in net.module_.state_dict().items()}
     torch.save(state, directory / TORCH_STATE_FILE)
     (directory / TORCH_SPEC_FILE).write_text(json.dumps(spec, indent=2))
     return spec
@@ -66,8 +73,13 @@ def load_torch_model(directory: Path) -> Any:
         device="cpu", verbose=0, **params,
     )
     net.initialize()
-    state = torch.load(Path(directory) / TORCH_STATE_FILE, map_location="cpu", weights_only=True)
-    net.module_.load_state_dict(state)
+    if spec.get("compression"):  # quantized or sparse weights: mlexp.neural.compress rebuilds the structure first
+        from mlexp.neural.compress.storage import load_compressed_state
+
+        load_compressed_state(net, spec["compression"], Path(directory) / TORCH_STATE_FILE)
+    else:
+        state = torch.load(Path(directory) / TORCH_STATE_FILE, map_location="cpu", weights_only=True)
+        net.module_.load_state_dict(state)
     if "y_mean" in spec:
         net.y_mean_, net.y_scale_ = spec["y_mean"], spec["y_scale"]
     return net
