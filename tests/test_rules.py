@@ -32,7 +32,7 @@ def net_for(overrides, task="classification", before=(), **params):
     cfg = compose(["model=mlp", *overrides])
     net = build_torch_model(cfg.model, task, context={"seed": 0, "cfg": cfg})
     if before:
-        params["callbacks"] = list(before) + net.callbacks
+        params["callbacks"] = list(before) + (net.callbacks or [])  # the rules run after them (the net adds them last)
     return net.set_params(**params) if params else net
 
 

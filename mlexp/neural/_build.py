@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
+from mlexp.models.model import RESERVED_KEYS as MODEL_KEYS
 
 __all__ = ["build_torch_model", "optimizer_settings"]
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 # Keys of a torch model option that configure training rather than the module's constructor.
 TRAINING_KEYS = ("max_epochs", "l1", "noise_std", "early_stopping", "patience", "min_delta",
                  "validation_fraction", "loss", "random_state", "n_jobs", "precision")
-RESERVED_KEYS = ("_target_", "classifier", "regressor", "search_space")
+RESERVED_KEYS = ("_target_", *MODEL_KEYS)  # _classifier_, _regressor_, search_space: not constructor arguments
 
 
 def optimizer_settings(optimizer_cfg: Optional[DictConfig]) -> Dict[str, Any]:
@@ -83,7 +84,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
 
     from mlexp.neural._batches import ValidationSlice
     from mlexp.neural._net import PRECISIONS, TensorBatches, TorchClassifier, TorchRegressor
-    from mlexp.neural.rules import rules_callbacks
+    from mlexp.neural.rules import rules_params
 
     context = context or {}
     target = model_cfg.get("_target_")
@@ -144,7 +145,7 @@ def build_torch_model(model_cfg: DictConfig, task: str, n_jobs: Optional[int] = 
         precision=training.get("precision", "fp32"),
         processes=processes,
         device=context.get("device", "cpu"),
-        callbacks=rules_callbacks(context.get("cfg")),  # training rules (docs/rules.md)
+        **rules_params(context.get("cfg")),  # training rules (docs/rules.md)
         verbose=0,
     )
     log.info("model: %s(%s) as %s, optimizer %s(lr=%s), batch_size=%s, %s%s", target,

@@ -26,8 +26,9 @@ log = logging.getLogger("mlexp")
 PRECISIONS = ("fp32", "bf16")
 # Intra-op threads pay off only when one optimizer step has enough work to split: below about
 # this many multiply-adds in the widest layer per step (batch rows x inputs x outputs), a second
-# thread costs more in synchronisation than it saves (measured: docs/benchmarks.md, "CPU threads").
-THREADED_WORK = 5_000_000
+# thread costs more in synchronisation than it saves (measured on 2 and 16 cores: docs/benchmarks.md,
+# "CPU threads"; on 16 cores 8.4M multiply-adds per step ran 0.59x with all threads, 16.8M 1.5-1.7x).
+THREADED_WORK = 12_000_000
 
 # scikit-learn checks that cannot apply to a skorch net, with the reason (for parametrize_with_checks).
 EXPECTED_FAILED_CHECKS = {
@@ -74,10 +75,12 @@ class _TabularNet(TrainingLoop):
         "n_jobs": [Interval(Integral, 1, None, closed="left"), None],
         "precision": [StrOptions(set(PRECISIONS))],
         "processes": [Interval(Integral, 1, None, closed="left")],
+        "rules": [dict, None],
+        "rule_histograms": ["boolean"],
     }
 
     def _init_extra(self, l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
-                    precision, processes):
+                    precision, processes, rules, rule_histograms):
         self.l1 = l1
         self.noise_std = noise_std
         self.early_stopping = early_stopping
@@ -88,6 +91,8 @@ class _TabularNet(TrainingLoop):
         self.n_jobs = n_jobs
         self.precision = precision
         self.processes = processes
+        self.rules = rules
+        self.rule_histograms = rule_histograms
 
     @property
     def _default_callbacks(self):
@@ -109,6 +114,15 @@ class _TabularNet(TrainingLoop):
                 threshold_mode="abs", load_best=True, sink=log.debug,
             )))
         return callbacks
+
+    def _yield_callbacks(self):
+        yield from super()._yield_callbacks()
+        # The training rules come last, after the user's callbacks (an initializer among them acts first), and
+        # are made afresh from the `rules` parameter at each initialization: fitting never mutates a parameter.
+        if isinstance(self.rules, dict) and self.rules:
+            from mlexp.neural.rules import TrainingRules
+
+            yield "training_rules", TrainingRules(rules=self.rules, histograms=bool(self.rule_histograms)), True
 
     def _get_param_names(self):
         # skorch takes every attribute not ending in "_" for a parameter, its private bookkeeping
@@ -194,10 +208,10 @@ class TorchClassifier(_TabularNet, NeuralNetClassifier):
 
     def __init__(self, module, *args, criterion=torch.nn.CrossEntropyLoss, l1=0.0, noise_std=0.0,
                  early_stopping=True, patience=10, min_delta=1e-4, objective=None, random_state=None,
-                 n_jobs=None, precision="fp32", processes=1, **kwargs):
+                 n_jobs=None, precision="fp32", processes=1, rules=None, rule_histograms=False, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
         self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
-                         precision, processes)
+                         precision, processes, rules, rule_histograms)
 
     def _training_data(self, X, y, reset: bool, classes: Any = None):
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=True, dtype=np.float32)
@@ -231,10 +245,10 @@ class TorchRegressor(_TabularNet, NeuralNetRegressor):
 
     def __init__(self, module, *args, criterion=torch.nn.MSELoss, l1=0.0, noise_std=0.0,
                  early_stopping=True, patience=10, min_delta=1e-4, objective=None, random_state=None,
-                 n_jobs=None, precision="fp32", processes=1, **kwargs):
+                 n_jobs=None, precision="fp32", processes=1, rules=None, rule_histograms=False, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
         self._init_extra(l1, noise_std, early_stopping, patience, min_delta, objective, random_state, n_jobs,
-                         precision, processes)
+                         precision, processes, rules, rule_histograms)
 
     def _training_data(self, X, y, reset: bool, classes: Any = None):
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=True, dtype=np.float32, y_numeric=True)

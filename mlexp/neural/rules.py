@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 
+from mlexp.neural._callbacks import StopTraining
 from mlexp.neural._checks import EpochRecord, check_epoch, check_start
 
-__all__ = ["TrainingRules", "rules_callbacks", "fits_for", "PROBE_ROWS", "HISTOGRAM_BINS"]
+__all__ = ["TrainingRules", "rules_params", "fits_for", "PROBE_ROWS", "HISTOGRAM_BINS"]
 
 PROBE_ROWS = 128
 HISTOGRAM_BINS = 30
@@ -28,17 +29,17 @@ _SATURATING = (torch.nn.Tanh, torch.nn.Sigmoid)
 _FITS: "weakref.WeakKeyDictionary[Any, List[Dict[str, Any]]]" = weakref.WeakKeyDictionary()
 
 
-def rules_callbacks(cfg: Any) -> Optional[list]:
-    """skorch ``callbacks`` for a net built from ``cfg``: the training rules when `rules` selects any, else None."""
+def rules_params(cfg: Any) -> Dict[str, Any]:
+    """The nets' ``rules`` and ``rule_histograms`` parameters from ``cfg``: the selected rules (None when `rules=[]`),
+    and whether to keep weight histograms (for TensorBoard). The net adds a fresh TrainingRules per fit."""
     node = cfg.get("rules") if cfg is not None else None
     if not node:
-        return None
+        return {"rules": None, "rule_histograms": False}
     from omegaconf import OmegaConf
 
-    rules = OmegaConf.to_container(node, resolve=True)
     tracking = cfg.get("tracking")
     histograms = bool(tracking) and str(tracking.get("_target_") or "").endswith("TensorBoardTracker")
-    return [("training_rules", TrainingRules(rules=rules, histograms=histograms))]
+    return {"rules": OmegaConf.to_container(node, resolve=True), "rule_histograms": histograms}
 
 
 def fits_for(reporter: Any) -> List[Dict[str, Any]]:
@@ -84,19 +85,27 @@ class TrainingRules(Callback):
         findings, self.pending_start_ = self.pending_start_, []
         self._apply(findings, epoch=1)
 
-    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
-        # The one per-batch check (a float already computed by skorch): a non-finite training loss ends the
-        # fit whatever the action, as nothing can be learned past it and scoring the epoch would fail.
-        if training and loss is not None and not math.isfinite(float(loss.detach())) and self.fit_["stopped"] is None:
-            epoch = len(net.history)
-            finding = {"rule": "exploding_tensor", "action": "stop", "epoch": epoch,
-                       "message": f"the training loss became {float(loss.detach())} during epoch {epoch}"}
-            if "exploding_tensor" in (self.rules or {}):
-                self._apply([finding], epoch)
-            self.fit_["stopped"] = {k: finding[k] for k in ("rule", "epoch", "message")}
-            raise KeyboardInterrupt
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        # A non-finite training loss ends the fit whatever the action, as nothing can be learned past it and
+        # scoring the epoch would fail. Read from the epoch's recorded train_loss when validation begins: no
+        # per-batch hook on training batches (each would add GPU kernel launches to every step).
+        if not training:
+            self._stop_on_nonfinite_loss(net)
+
+    def _stop_on_nonfinite_loss(self, net) -> None:
+        loss = net.history[-1].get("train_loss") if len(net.history) else None
+        if loss is None or math.isfinite(loss) or self.fit_["stopped"] is not None:
+            return
+        epoch = len(net.history)
+        finding = {"rule": "exploding_tensor", "action": "stop", "epoch": epoch,
+                   "message": f"the training loss became {loss} during epoch {epoch}"}
+        if "exploding_tensor" in (self.rules or {}):
+            self._apply([finding], epoch)
+        self.fit_["stopped"] = {k: finding[k] for k in ("rule", "epoch", "message")}
+        raise StopTraining(finding["message"])  # ends this fit only; Ctrl-C (KeyboardInterrupt) ends the run
 
     def on_epoch_end(self, net, **kwargs):
+        self._stop_on_nonfinite_loss(net)  # a fit without validation rows: checked here
         row = net.history[-1]
         record = EpochRecord(epoch=int(row["epoch"]), train_loss=_number(row.get("train_loss")),
                              valid_loss=_number(row.get("valid_loss")))
@@ -174,7 +183,7 @@ class TrainingRules(Callback):
         stop = [f for f in findings if f["action"] == "stop"]
         if stop and self.fit_["stopped"] is None:
             self.fit_["stopped"] = {"rule": stop[0]["rule"], "epoch": stop[0]["epoch"], "message": stop[0]["message"]}
-            raise KeyboardInterrupt  # skorch's way for a callback to end training (as EarlyStopping does)
+            raise StopTraining(stop[0]["message"])  # ends this fit only, as early stopping does
 
 
 def _probe(X: Any, device: Any) -> Optional[torch.Tensor]:
