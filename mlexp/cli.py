@@ -45,7 +45,10 @@ def _app(cfg: DictConfig) -> Optional[float]:
 
 
 def _log_to_files(err: Exception) -> None:
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (err,), None)
+    # An error the user can fix is an ERROR; another outcome with its own exit code (the monitor's
+    # violations, exit 3) is a finding of a run that did its work: a WARNING.
+    level = logging.ERROR if getattr(err, "exit_code", 2) == 2 else logging.WARNING
+    record = log.makeRecord(log.name, level, __file__, 0, "%s", (err,), None)
     for handler in logging.getLogger().handlers + log.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

@@ -85,6 +85,7 @@ class Section:
     title: str
     lines: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    logged: bool = False  # the warnings went to the log when found (before training): not logged again
 
 
 class PostTrainStep:
@@ -131,7 +132,7 @@ def run_steps(steps: List[PostTrainStep], trained: TrainedRun, timings: Dict[str
         section = step.run(trained)
         timings[f"{step.name}_seconds"] = time.perf_counter() - start
         if section is not None:
-            for warning in section.warnings:
+            for warning in [] if section.logged else section.warnings:
                 log.warning("%s: %s", step.name, warning)
             sections.append(section)
     return sections

@@ -3,8 +3,6 @@
 import hashlib
 import json
 import logging
-import os
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -59,12 +57,11 @@ def _predicts_argmax(model) -> bool:
 
 def predict(cfg: DictConfig) -> Path:
     """Predict ``mode.input`` with the model of ``mode.run_dir`` into ``mode.output``; writes lineage.json."""
-    from mlexp import lineage as lin
     from mlexp.artifacts import MODEL_FILE, load_model
-    from mlexp.experiment import _hydra_overrides, _write_json
+    from mlexp.runrecord import hydra_run_dir, recorded_run
     from mlexp.serve.batch import table_format, transform
 
-    run_dir = _hydra_run_dir()
+    run_dir = hydra_run_dir()
     if any((run_dir / name).exists() for name in (MODEL_FILE, "metrics.json")):
         raise MlexpError(f"{run_dir} holds a train run: a predict run writes its own lineage.json and must not "
                          "share it. Leave hydra.run.dir at its default or name a new directory.")
@@ -74,42 +71,23 @@ def predict(cfg: DictConfig) -> Path:
         raise MlexpError(f"mode.input={source} does not exist: point it at a CSV or Parquet file to predict.")
     output = _output_path(cfg, run_dir, source)
     table_format(source, "mode.input")
-    lineage: Dict[str, Any] = {
-        "mode": "predict",
-        "status": "running",
-        "started": lin.now_iso(),
-        "git": lin.git_state(Path(os.getcwd())),
-        "config_hash": lin.config_hash(OmegaConf.to_container(cfg, resolve=True)),
-        "overrides": _hydra_overrides(),
-        "model": _model_lineage(model_dir, MODEL_FILE),
-        "input": {"path": str(source)},
-        "output": {"path": str(output)},
-        "packages": lin.package_versions(),
-    }
-    _write_json(run_dir / "lineage.json", lineage)
-    t0 = time.perf_counter()
-    capture = None
-    try:
-        model, card = load_model(model_dir)
-        capture = capture_writer(cfg, run_dir, endpoint=model_dir.name)
-        result = transform(model, card, source, output, int(cfg.mode.chunk_rows), capture)
-    except BaseException as err:
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        lineage.update(status=status, finished=lin.now_iso(), error=f"{type(err).__name__}: {err}")
-        _write_json(run_dir / "lineage.json", lineage)
-        raise
-    finally:
+    with recorded_run(cfg, run_dir, inputs=[source], model=_model_lineage(model_dir, MODEL_FILE),
+                      input={"path": str(source)}, output={"path": str(output)}) as record:
+        capture = None
+        try:
+            model, card = load_model(model_dir)
+            capture = capture_writer(cfg, run_dir, endpoint=model_dir.name)
+            result = transform(model, card, source, output, int(cfg.mode.chunk_rows), capture)
+        finally:
+            if capture is not None:
+                capture.close()
+        lineage = record.lineage
+        lineage["input"].update(sha256=result.input_sha256, bytes=result.input_bytes)
+        lineage["output"].update(format=table_format(output, "mode.output"), columns=result.columns)
+        lineage["rows"] = {"read": result.rows_read, "predicted": result.rows_predicted, "chunks": result.chunks}
         if capture is not None:
-            capture.close()
-    seconds = time.perf_counter() - t0
-    lineage["input"].update(sha256=result.input_sha256, bytes=result.input_bytes)
-    lineage["output"].update(format=table_format(output, "mode.output"), columns=result.columns)
-    lineage.update(
-        status="completed", finished=lin.now_iso(), seconds=round(seconds, 3),
-        rows={"read": result.rows_read, "predicted": result.rows_predicted, "chunks": result.chunks},
-        **({"capture": {"folder": str(capture.folder), "rows": result.captured}} if capture is not None else {}),
-    )
-    _write_json(run_dir / "lineage.json", lineage)
+            lineage["capture"] = {"folder": str(capture.folder), "rows": result.captured}
+        seconds = record.seconds()
     log.info("wrote %d predictions to %s (%.0f rows/s)", result.rows_predicted, output,
              result.rows_predicted / max(seconds, 1e-9))
     print(f"predictions: {output}")
@@ -176,11 +154,3 @@ def _model_lineage(model_dir: Path, model_file: str) -> Dict[str, Any]:
         except ValueError:
             record["train_lineage"] = "unreadable"
     return record
-
-
-def _hydra_run_dir() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir

@@ -120,15 +120,6 @@ class CaptureConf:
 
 
 @dataclass
-class CaptureConf:
-    """Data capture in SageMaker's JSON Lines format by mode=predict and mode=serve (read by the monitor)."""
-
-    enabled: bool = False
-    sampling_percentage: float = 100.0
-    folder: Optional[str] = None  # null: capture/ inside the run directory
-
-
-@dataclass
 class MlexpConfig:
     mode: ModeConf = MISSING
     data: DataConf = MISSING

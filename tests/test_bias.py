@@ -227,7 +227,6 @@ def penguins_run(tmp_path_factory):
 
 
 def test_multi_valued_facet_out_of_fold_metrics_match_hand_computation(penguins_run):
-    from hydra.utils import instantiate
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -240,7 +239,9 @@ def test_multi_valued_facet_out_of_fold_metrics_match_hand_computation(penguins_
 
     pipeline = build_pipeline(cfg, dataset.roles, dataset.features, dataset.task,
                               build_estimator(cfg, dataset.task, context={"seed": cfg.seed, "cfg": cfg}))
-    splitter = instantiate(cfg.splitter)  # the run's own folds, predicted again
+    from mlexp.evaluation.splitting import build_splitter
+
+    splitter = build_splitter(cfg.splitter, dataset.task)  # the run's own folds, predicted again
     assert isinstance(splitter, StratifiedKFold)
     predicted = cross_val_predict(clone(pipeline), X, y, cv=splitter)
     gentoo = dataset.class_names.index("Gentoo")

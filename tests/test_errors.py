@@ -3,9 +3,7 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import run_cli
 

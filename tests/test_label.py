@@ -165,7 +165,6 @@ def test_bad_answers_are_refused_clearly(penguins, tmp_path):
     assert done.returncode == 2 and "label.pool" in done.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="needs SERVE's predict capture (issue 13): mode=predict capture.enabled=true")
 def test_predict_with_capture_then_monitor(penguins, tmp_path):
     done = run_cli(["mode=predict", f"mode.run_dir={penguins.run}", f"mode.input={penguins.root / 'pool.csv'}",
                     "capture.enabled=true", f"capture.folder={tmp_path / 'capture'}", "hydra.run.dir=predict"], cwd=tmp_path)

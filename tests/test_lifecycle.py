@@ -75,8 +75,6 @@ def test_ctrl_c_stops_a_scikit_learn_run(tmp_path):
     _assert_interrupted(tmp_path / "run", code, err)
 
 
-@pytest.mark.xfail(strict=False, reason="skorch swallows KeyboardInterrupt in partial_fit; the NEURAL change to "
-                                        "mlexp/neural/_net.py re-raises it (remove this mark once merged)")
 def test_ctrl_c_stops_a_pytorch_run(tmp_path):
     pytest.importorskip("skorch")
     args = ["model=mlp", "model.max_epochs=3000", "model.early_stopping=false", "hydra.verbose=mlexp"]
@@ -112,7 +110,10 @@ def test_a_run_stopped_after_writing_metrics_leaves_none_that_look_complete(tmp_
         run_inprocess(QUICK, run_dir)
     run_inprocess(QUICK + ["overwrite=true"], run_dir)
     assert json.loads((run_dir / "lineage.json").read_text())["status"] == "completed"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["lineage.json", "metrics.json"]
+    fresh = tmp_path / "fresh"
+    run_inprocess(QUICK, fresh)
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(p.name for p in fresh.iterdir())  # nothing stale
+    assert not (run_dir / "metrics.incomplete.json").exists()
 
 
 # ---- the run directory ------------------------------------------------------------------------

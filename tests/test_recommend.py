@@ -86,11 +86,11 @@ def test_recommend_load_tests_the_endpoint_and_writes_a_recommendation(run_dir):
 def test_recommend_says_which_constraint_no_profile_meets(run_dir):
     done = run_cli(["mode=recommend", "recommend.run=train", "recommend.concurrency=[1]", "recommend.duration_s=0.5",
                     "recommend.workers=[1]", "recommend.max_p95_ms=0.001", "recommend.min_rps=1",
-                    "recommend.profiles=[ml.m5.xlarge,ml.c5.2xlarge]", "hydra.run.dir=rec"], cwd=run_dir, check=False)
+                    "recommend.profiles=[ml.m5.xlarge,ml.c5.2xlarge]", "hydra.run.dir=rec_none"], cwd=run_dir, check=False)
     assert done.returncode == 3, done.stderr
     assert "no instance profile meets the target: max_p95_ms=0.001: the lowest estimated p95 is" in done.stderr
     assert "min_rps=1:" not in done.stderr  # throughput was not the problem
-    report = json.loads((run_dir / "rec" / "recommendation.json").read_text())
+    report = json.loads((run_dir / "rec_none" / "recommendation.json").read_text())
     assert report["recommendation"] is None and {p["name"] for p in report["profiles"]} == {"ml.m5.xlarge", "ml.c5.2xlarge"}
     assert report["scaling_efficiency"] is None  # one worker count measured: said, not guessed
 

@@ -4,7 +4,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 from sklearn.datasets import load_wine
 
 from conftest import run_cli

@@ -206,4 +206,4 @@ class DataChecks(PostTrainStep):
             lines += [f"| {column} | {value:.3f} |" for column, value in self.scores[:TOP]]
         if not lines and not self.warnings:
             return None
-        return Section("Data checks", lines or ["No problems found."], warnings=list(self.warnings))
+        return Section("Data checks", lines or ["No problems found."], warnings=list(self.warnings), logged=True)

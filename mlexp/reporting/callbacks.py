@@ -148,7 +148,9 @@ def _fails_fast(config: DictConfig) -> bool:
     from omegaconf import OmegaConf
 
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
-    return target.startswith(FAIL_FAST_SWEEPERS) and not config.get("trial")
+    # The tuner names its trial in the job's environment (mlexp.tuning._trial.TRIAL_ENV), or `trial` by hand.
+    trial = config.get("trial") or OmegaConf.select(config, "hydra.job.env_set.MLEXP_TRIAL", default=None)
+    return target.startswith(FAIL_FAST_SWEEPERS) and not trial
 
 
 def _is_mlexp_error(job_return: Any) -> bool:

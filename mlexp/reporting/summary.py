@@ -11,18 +11,20 @@ __all__ = ["print_summary", "format_summary"]
 def format_summary(metrics: Dict[str, Any], run_dir: Path, cfg: DictConfig, model: Any = None) -> str:
     """The summary of a finished run; ``model`` (the fitted pipeline) tells whether an optimizer was used."""
     choices = " ".join(f"{group}={option}" for group, option in _choices(cfg, model).items())
+    width = max([10, *(len(name) for name in metrics["cv"])])  # average_precision, balanced_accuracy
+    rule = "-" * (width + 29)
     lines = [
         "",
         f"mlexp  {choices}",
-        f"{'metric':<10} {'cv mean':>9} {'± std':>8} {'test':>9}",
-        "-" * 39,
+        f"{'metric':<{width}} {'cv mean':>9} {'± std':>8} {'test':>9}",
+        rule,
     ]
     for name, stats in metrics["cv"].items():
         test = metrics["test"].get(name)
-        lines.append(f"{name:<10} {_num(stats['mean']):>9} {_num(stats['std']):>8} {_num(test):>9}")
+        lines.append(f"{name:<{width}} {_num(stats['mean']):>9} {_num(stats['std']):>8} {_num(test):>9}")
     lines += _member_lines(metrics)
     lines += [
-        "-" * 39,
+        rule,
         f"objective  {metrics['objective_metric']} ({metrics['direction']}) = {metrics['objective']:.4f}",
         f"time {metrics['timings']['total_seconds']:.2f}s   est. cost ${metrics['estimated_cost_usd']:.6f}",
         f"outputs    {run_dir}",

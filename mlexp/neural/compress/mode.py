@@ -26,7 +26,7 @@ def run_compress(cfg: DictConfig, run_dir: Optional[Path] = None) -> float:
     from mlexp.neural.compress.apply import COMPRESS_JSON, Source, compress
     from mlexp.neural.compress.report import summary_lines
     from mlexp.neural.compress.settings import check_settings
-    from mlexp.neural.continual.record import recorded_run, write_json
+    from mlexp.runrecord import recorded_run, write_json
     from mlexp.neural.continual.source import load_run, load_run_data
 
     if cfg.get("compress") is None:

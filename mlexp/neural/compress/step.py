@@ -40,7 +40,7 @@ class CompressStep(PostTrainStep):
         from mlexp.neural.compress.apply import COMPRESS_JSON, Source, compress
         from mlexp.neural.compress.report import summary_lines
         from mlexp.neural.compress.settings import check_settings
-        from mlexp.neural.continual.record import write_json
+        from mlexp.runrecord import write_json
 
         card = {"task": trained.task, "target": trained.cfg.data.target, "classes": trained.dataset.class_names,
                 "features": list(trained.dataset.features.columns), "roles": trained.dataset.roles.as_dict(),

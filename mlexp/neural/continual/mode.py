@@ -25,7 +25,7 @@ def run_incremental(cfg: DictConfig, run_dir: Optional[Path] = None) -> float:
     from threadpoolctl import threadpool_limits
 
     from mlexp.instance import resolve_resources
-    from mlexp.neural.continual.record import recorded_run
+    from mlexp.runrecord import recorded_run
 
     resources = resolve_resources(cfg.instance)
     with recorded_run(cfg, run_dir) as record, threadpool_limits(limits=resources.n_jobs):
@@ -41,7 +41,7 @@ def _run(cfg: DictConfig, record: Any, n_jobs: int) -> float:
     from mlexp.neural._build import optimizer_settings
     from mlexp.neural.continual.loop import Trainer
     from mlexp.neural.continual.metrics import transfer_metrics
-    from mlexp.neural.continual.record import write_json
+    from mlexp.runrecord import write_json
     from mlexp.neural.continual.report import write_continual_report
     from mlexp.neural.continual.source import split_rows, training_target
     from mlexp.neural.continual.start import build_strategy, fresh_model, warm_start

@@ -2,7 +2,7 @@
 
 import math
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 __all__ = ["write_continual_report", "CONTINUAL_JSON", "MATRIX_CSV", "PLOT"]
 
@@ -12,7 +12,7 @@ PLOT = "plots/continual.png"
 
 
 def write_continual_report(run_dir: Path, content: Dict[str, Any], title: str = "") -> None:
-    from mlexp.neural.continual.record import write_json
+    from mlexp.runrecord import write_json
 
     run_dir = Path(run_dir)
     write_json(run_dir / CONTINUAL_JSON, content)
@@ -78,7 +78,7 @@ def _markdown(path: Path, content: Dict[str, Any], title: str) -> None:
               "Row i: after training on task i; column j: scored on task j's test rows.", "",
               "| after \\ on | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     lines += [f"| {names[i]} | " + " | ".join(_cell(v) for v in row) + " |" for i, row in enumerate(content["matrix"])]
-    lines += [f"| random init | " + " | ".join(_cell(v) for v in content["random_init"]) + " |", "",
+    lines += ["| random init | " + " | ".join(_cell(v) for v in content["random_init"]) + " |", "",
               f"![{metric} matrix]({PLOT})", ""]
     held = {k: v for k, v in strategy.items() if isinstance(v, list)}
     if held:
