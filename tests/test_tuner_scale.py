@@ -117,7 +117,7 @@ def _has_account(name: str) -> bool:
 def test_four_workers_share_a_postgres_study_and_retry_a_killed_ones_trial(tmp_path, postgres):
     n_trials = 16
     args = ["-m", "tuner=random", f"tuner.n_trials={n_trials}", f"tuner.storage={postgres}", "tuner.study_name=pg",
-            "tuner.heartbeat_interval=1", *FAST]
+            "tuner.heartbeat_interval=2", *FAST]
     logs = [open(tmp_path / f"w{i}.log", "w") for i in range(4)]
     workers = [subprocess.Popen([sys.executable, "-m", "mlexp", *args, f"hydra.sweep.dir={tmp_path / f'w{i}'}"],
                                 cwd=tmp_path, env=ENV, stdout=logs[i], stderr=subprocess.STDOUT,

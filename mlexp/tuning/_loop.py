@@ -181,6 +181,14 @@ def tell(study: Any, trial: Any, outcome: Any) -> None:
     state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[outcome.state]
     try:
         study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
+    except ValueError as err:
+        # Another worker found this trial's heartbeats stale, failed it and queued a retry: the
+        # retry's result counts; this job's files stay in its directory.
+        if "Cannot tell a FAIL trial" not in str(err):
+            raise
+        log.warning("trial %d finished after another worker declared it lost (no heartbeat within the grace "
+                    "period) and queued it again; the retry's result counts, this job's files stay in %s",
+                    trial.number, outcome.job_dir)
     except RuntimeError as err:
         # GridSampler calls study.stop() once the grid is covered; outside optimize() that raises
         # after the trial's state is already stored.
@@ -222,10 +230,13 @@ class Heartbeat:
             self.thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self.done.wait(min(1.0, self.interval)):
+        # Beat every half interval: Optuna calls a trial stale after two silent intervals, and a busy
+        # machine (a trial's own threads, other workers) can delay this thread by seconds.
+        half = self.interval / 2
+        while not self.done.wait(min(0.5, half)):
             now = time.monotonic()
             with self.lock:
-                due = [i for i, last in self.last.items() if now - last >= self.interval]
+                due = [i for i, last in self.last.items() if now - last >= half]
             for trial_id in due:
                 try:
                     self.storage.record_heartbeat(trial_id)
