@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -125,13 +125,16 @@ def _run(cfg: DictConfig, run_dir: Path, reporter: Any, lineage: Dict[str, Any],
             if lineage["data"]["file"]["changed_while_read"]:
                 log.warning("data file %s changed while it was read; lineage.json records that", data_path)
         metric, direction = resolve_objective(cfg.objective.metric, cfg.objective.direction, task)
-        steps = load_steps(cfg)  # bias, explanations, baseline...: checked now, run after the final fit
-        check_steps(steps, cfg, dataset)
+        splits = plan_splits(cfg.splitter, dataset, task, cfg.test_size, cfg.seed)  # test rows by class, group or time
+        dev, test, splitter = splits.dev, splits.test, splits.splitter
+        step = time.perf_counter()
+        steps = load_steps(cfg)  # data checks, bias, explanations, baseline...: checked now, run after the final fit
+        # On the development rows only: a check that reads labels (the one-column leak check) never sees the test's.
+        check_steps(steps, cfg, replace(dataset, features=dataset.features.iloc[dev], target=dataset.target.iloc[dev]))
+        timings["checks_seconds"] = time.perf_counter() - step
         reporter = reporter or _reporter_for(cfg, metric, direction)
         n_classes = len(dataset.class_names) if dataset.class_names else None
 
-        splits = plan_splits(cfg.splitter, dataset, task, cfg.test_size, cfg.seed)  # test rows by class, group or time
-        dev, test, splitter = splits.dev, splits.test, splits.splitter
         weights = None if dataset.weights is None else dataset.weights.to_numpy()  # data.weight_column
         w_dev, w_test = (None, None) if weights is None else (weights[dev], weights[test])
         X_dev, y_dev = dataset.features.iloc[dev], dataset.target.iloc[dev]
