@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional
 from omegaconf import DictConfig
 
 from mlexp.errors import MlexpError
+from mlexp.runrecord import hydra_run_dir
 
 __all__ = ["run", "run_train", "RunResult", "METRICS_FILE", "LINEAGE_FILE"]
 
@@ -48,7 +49,7 @@ def run(cfg: DictConfig, run_dir: Optional[Path] = None, reporter: Any = None) -
 
     claimed = None
     if run_dir is None:
-        run_dir = _hydra_run_dir()  # claimed before Hydra wrote into it (rundir.RunDirCallback)
+        run_dir = hydra_run_dir()  # claimed before Hydra wrote into it (rundir.RunDirCallback)
     else:
         claimed = run_dir = rundir.claim(Path(run_dir), overwrite=bool(cfg.get("overwrite", False)), key="run_dir")
     try:
@@ -222,11 +223,3 @@ def _reporter_for(cfg: DictConfig, metric: str, direction: str) -> Any:
     from mlexp.reporting import Reporter
 
     return Reporter(metric, direction)
-
-
-def _hydra_run_dir() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    raise MlexpError("run(cfg) outside the mlexp entrypoint needs run_dir=<a directory for the outputs>.")

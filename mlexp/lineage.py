@@ -68,8 +68,13 @@ def write_json(path: Path, content: Dict[str, Any]) -> None:
     """Write ``content`` to a temporary name and rename it: a crash never leaves half a file."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(content, indent=2, default=str))
+    temporary.write_text(json.dumps(content, indent=2, default=_json_value))
     temporary.replace(path)
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars and arrays as numbers and lists; anything else JSON lacks as its text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def git_state(directory: Path) -> Dict[str, Any]:

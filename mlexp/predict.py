@@ -1,6 +1,5 @@
 """Predict mode: apply a train run's saved model to a new table, chunk by chunk, and record the run's lineage."""
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -11,6 +10,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
+from mlexp.lineage import file_fingerprint
 
 __all__ = ["predict", "predict_frame", "run_predict", "capture_writer"]
 
@@ -144,7 +144,7 @@ def _model_lineage(model_dir: Path, model_file: str) -> Dict[str, Any]:
     record: Dict[str, Any] = {"run_dir": str(model_dir)}
     path = model_dir / model_file
     if path.is_file():
-        record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        record["sha256"] = file_fingerprint(path)["sha256"]
     train = model_dir / "lineage.json"
     if train.is_file():
         try:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from mlexp.lineage import write_json
 from mlexp.posttrain import PostTrainStep, Section, TrainedRun
 
 __all__ = ["BaselineStep", "BASELINE_DIR", "write_json"]
@@ -225,18 +226,3 @@ def _attribution(trained: TrainedRun, folder: Path, summary: Dict[str, Any]) -> 
 
 def _proba(predictions: Any) -> Optional[np.ndarray]:
     return predictions.scores if getattr(predictions, "scores_kind", None) == "proba" else None
-
-
-def write_json(path: Path, content: Any) -> None:
-    """Write JSON through a temporary file and a rename: a crash never leaves half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(content, indent=2, default=_plain))
-    temporary.replace(path)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)

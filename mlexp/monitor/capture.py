@@ -32,7 +32,7 @@ import pandas as pd
 
 from mlexp.errors import MlexpError
 
-__all__ = ["CaptureWriter", "CapturedRows", "read_capture", "iter_capture", "capture_files", "DEFAULT_VARIANT"]
+__all__ = ["json_value", "CaptureWriter", "CapturedRows", "read_capture", "iter_capture", "capture_files", "DEFAULT_VARIANT"]
 
 log = logging.getLogger("mlexp")
 
@@ -209,11 +209,12 @@ def _records(frame: pd.DataFrame) -> List[dict]:
     """Rows as JSON-ready dicts: NaN and NaT become null, timestamps ISO strings, numpy scalars plain."""
     rows = []
     for row in frame.to_dict(orient="records"):
-        rows.append({str(k): _plain(v) for k, v in row.items()})
+        rows.append({str(k): json_value(v) for k, v in row.items()})
     return rows
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A table cell as JSON has it: None for missing values and non-finite numbers, ISO text for times."""
     if value is None or value is pd.NaT:
         return None
     if isinstance(value, (pd.Timestamp, datetime)):

@@ -20,6 +20,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mlexp.errors import MlexpError
+from mlexp.monitor.capture import json_value
 
 __all__ = ["run_label", "queue", "STRATEGIES"]
 
@@ -93,12 +94,12 @@ def queue(run_dir: Path, pool: Path, k: int, strategy: str, out_dir: Path, id_co
     manifest = out_dir / "manifest.jsonl"
     with manifest.open("w") as handle:
         for rank, row in enumerate(kept.to_dict(orient="records"), 1):
-            source = {c: _plain(row[c]) for c in features}
+            source = {c: json_value(row[c]) for c in features}
             handle.write(json.dumps({
                 "source": json.dumps(source, separators=(",", ":")),
                 "event-id": str(row["event_id"]),
                 "mlexp-queue": {"rank": rank, "strategy": strategy, "score": float(row["_score"]),
-                                "prediction": _plain(row["_prediction"]),
+                                "prediction": json_value(row["_prediction"]),
                                 **({"probabilities": json.loads(row["_proba"])} if "_proba" in row else {}),
                                 "model_run": str(run_dir)},
             }) + "\n")
@@ -118,14 +119,6 @@ def _score(proba: np.ndarray, strategy: str) -> np.ndarray:
         return 1.0 - (ordered[:, -1] - ordered[:, -2])
     clipped = np.clip(proba, 1e-12, 1.0)
     return -(clipped * np.log(clipped)).sum(axis=1)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value.item() if hasattr(value, "item") else value
 
 
 def _positive_int(value: Any, name: str) -> int:

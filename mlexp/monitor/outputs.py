@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from mlexp.monitor.baseline import write_json
+from mlexp.lineage import write_json
 
 __all__ = ["write_merged", "write_results"]
 

@@ -1,12 +1,12 @@
 """What an endpoint serves: models by name, A/B variants, limits and capture, resolved and checked before it starts."""
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from mlexp.errors import MlexpError
+from mlexp.lineage import file_fingerprint
 from mlexp.serve.config import ServerConf
 
 __all__ = ["EndpointSpec", "Variant", "resolve_models", "spec_from_config"]
@@ -55,11 +55,8 @@ class EndpointSpec(ServerConf):
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 of a file, read in chunks (lineage's fingerprint)."""
+    return file_fingerprint(path)["sha256"]
 
 
 def resolve_models(models: Any) -> Dict[str, str]:
